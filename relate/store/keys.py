@@ -1,0 +1,173 @@
+"""API keys: the password for SMTP, POP3 and IMAP and the bearer token of the REST API.
+
+A key looks like `rm_<prefix>_<secret>`: the prefix (10 characters) is visible and is how a
+key is found; the secret (43 characters, 256 bits) is never stored. Only
+HMAC-SHA256(server secret, secret) is kept: a fast keyed hash is right for high-entropy
+random keys, and lookup by prefix means no per-login scan. Revocation is a column read on
+every authentication, so it takes effect at once on every replica.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select, update
+
+from relate.config import API_SCOPES
+from relate.db.models import Address, ApiKey
+from relate.store.accounts import normalise_address
+from relate.store.errors import Forbidden, InvalidInput, NotFound
+from relate.store.secrets import get_secret
+from relate.store.session import read, transaction
+from relate.store.types import ApiKeyInfo, AuthResult
+
+KEY_TAG = "rm"
+PREFIX_CHARS = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes
+PREFIX_LEN = 10
+LAST_USED_GRANULARITY = dt.timedelta(minutes=1)  # don't write on every login
+
+
+def _hash(secret: str) -> bytes:
+    return hmac.new(get_secret("api-key-hmac"), secret.encode(), hashlib.sha256).digest()
+
+
+def parse_scopes(value: str | list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> frozenset[str]:
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    scopes = frozenset(s.strip().lower() for s in items if s.strip())
+    unknown = scopes - set(API_SCOPES)
+    if unknown:
+        raise InvalidInput(f"unknown scope(s): {', '.join(sorted(unknown))}; allowed: {', '.join(API_SCOPES)}")
+    if not scopes:
+        raise InvalidInput("at least one scope is required")
+    return scopes
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """(prefix, secret) of a well-formed key, else None."""
+    parts = key.strip().split("_")
+    if len(parts) != 3 or parts[0] != KEY_TAG or len(parts[1]) != PREFIX_LEN or len(parts[2]) < 20:
+        return None
+    return f"{KEY_TAG}_{parts[1]}", parts[2]
+
+
+def _info(k: ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=k.id,
+        user_id=k.user_id,
+        name=k.name,
+        prefix=k.prefix,
+        scopes=frozenset(k.scopes.split()),
+        created_at=k.created_at,
+        last_used_at=k.last_used_at,
+        revoked_at=k.revoked_at,
+    )
+
+
+def create_key(
+    user_id: int, name: str, scopes: frozenset[str] | str, *, granted_by: frozenset[str] | None = None
+) -> tuple[ApiKeyInfo, str]:
+    """Create a key; returns its info and the full key, which is shown once and never again.
+
+    `granted_by` is the scope set of the caller when a key creates a key: the new key may not
+    have a scope the caller lacks (no escalation). None means an administrator or the CLI.
+    """
+    wanted = parse_scopes(scopes) if isinstance(scopes, str) else parse_scopes(scopes)
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("key name must be 1 to 200 characters")
+    if granted_by is not None and not wanted <= granted_by:
+        raise Forbidden(f"cannot grant scope(s) you do not hold: {', '.join(sorted(wanted - granted_by))}")
+    prefix = f"{KEY_TAG}_" + "".join(secrets.choice(PREFIX_CHARS) for _ in range(PREFIX_LEN))
+    secret = secrets.token_urlsafe(32)
+    with transaction() as t:
+        key = ApiKey(
+            user_id=user_id,
+            name=name,
+            prefix=prefix,
+            secret_hash=_hash(secret),
+            scopes=" ".join(sorted(wanted)),
+        )
+        t.s.add(key)
+        t.s.flush()
+        info = _info(key)
+    return info, f"{prefix}_{secret}"
+
+
+def list_keys(user_id: int, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
+    with read() as s:
+        q = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at, ApiKey.id)
+        if not include_revoked:
+            q = q.where(ApiKey.revoked_at.is_(None))
+        return [_info(k) for k in s.scalars(q)]
+
+
+def get_key(key_id: int) -> ApiKeyInfo:
+    with read() as s:
+        k = s.get(ApiKey, key_id)
+        if k is None:
+            raise NotFound("no such key")
+        return _info(k)
+
+
+def revoke_key(key_id: int, *, user_id: int | None = None) -> ApiKeyInfo:
+    """Revoke a key (with user_id: only if it belongs to that user)."""
+    with transaction() as t:
+        k = t.s.get(ApiKey, key_id)
+        if k is None or (user_id is not None and k.user_id != user_id):
+            raise NotFound("no such key")
+        if k.revoked_at is None:
+            k.revoked_at = dt.datetime.now(dt.UTC)
+        return _info(k)
+
+
+def verify_key(key: str, scope: str | None = None) -> ApiKeyInfo | None:
+    """The key's info when `key` is valid, not revoked and (if given) holds `scope`."""
+    parts = split_key(key)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    with read() as s:
+        k = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if k is None:
+            _hash(secret)  # same work either way
+            return None
+        ok = hmac.compare_digest(bytes(k.secret_hash), _hash(secret))
+        info = _info(k)
+    if not ok or info.revoked_at is not None or (scope is not None and scope not in info.scopes):
+        return None
+    _touch(info)
+    return info
+
+
+def _touch(info: ApiKeyInfo) -> None:
+    now = dt.datetime.now(dt.UTC)
+    if info.last_used_at is not None and now - info.last_used_at < LAST_USED_GRANULARITY:
+        return
+    with transaction() as t:
+        t.s.execute(update(ApiKey).where(ApiKey.id == info.id).values(last_used_at=now))
+
+
+def authenticate(login: str, secret: str, scope: str) -> AuthResult | None:
+    """The one login check every protocol shares.
+
+    `login` is any confirmed address of the key's owner; `secret` the full API key; `scope`
+    what the protocol needs (smtp, pop3, imap). None on any failure, without saying which
+    part was wrong.
+    """
+    try:
+        address = normalise_address(login)
+    except InvalidInput:
+        return None
+    info = verify_key(secret, scope)
+    if info is None:
+        return None
+    with read() as s:
+        owner = s.scalar(
+            select(Address.user_id).where(Address.address == address, Address.confirmed.is_(True))
+        )
+    if owner != info.user_id:
+        return None
+    return AuthResult(user_id=info.user_id, key_id=info.id, scopes=info.scopes, login=address)

@@ -1,0 +1,93 @@
+import pytest
+
+from relate.store import Conflict, Forbidden, InvalidInput, NotFound, accounts, mailboxes
+
+
+def test_create_user_makes_primary_address_domain_and_special_mailboxes(store):
+    user = accounts.create_user("Alice@Example.COM", "Alice")
+    assert user.primary_address == "alice@example.com"
+    assert accounts.is_hosted_domain("example.com")
+    boxes = {m.name: m.special_use for m in mailboxes.list_mailboxes(user.id)}
+    assert boxes == {
+        "INBOX": None, "Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash",
+        "Junk": "\\Junk", "Archive": "\\Archive",
+    }
+    assert accounts.resolve_recipient("ALICE@example.com") == user.id
+
+
+def test_address_belongs_to_one_user(store):
+    a = accounts.create_user("a@example.com")
+    b = accounts.create_user("b@example.com")
+    accounts.add_address(a.id, "sales@example.com", confirmed=True)
+    with pytest.raises(Conflict):
+        accounts.add_address(b.id, "Sales@example.com", confirmed=True)
+    with pytest.raises(Conflict):
+        accounts.create_user("sales@example.com")
+
+
+def test_pending_address_receives_nothing_until_confirmed(store):
+    a = accounts.create_user("a@example.com")
+    accounts.add_address(a.id, "info@example.com", confirmed=False)
+    assert accounts.resolve_recipient("info@example.com") is None
+    assert not accounts.owns_address(a.id, "info@example.com")
+    assert [p.address for p in accounts.pending_addresses()] == ["info@example.com"]
+    accounts.confirm_address("info@example.com")
+    assert accounts.resolve_recipient("info@example.com") == a.id
+    assert accounts.owns_address(a.id, "info@example.com")
+
+
+def test_unhosted_domain_does_not_receive(store):
+    a = accounts.create_user("a@example.com")
+    accounts.add_address(a.id, "a@other.test", confirmed=False)
+    accounts.confirm_address("a@other.test")  # confirming hosts the domain
+    assert accounts.resolve_recipient("a@other.test") == a.id
+    accounts.remove_domain("other.test")
+    assert accounts.resolve_recipient("a@other.test") is None
+
+
+def test_primary_address_cannot_be_removed(store):
+    a = accounts.create_user("a@example.com")
+    with pytest.raises(Conflict):
+        accounts.remove_address("a@example.com")
+
+
+def test_remove_address_checks_owner(store):
+    a = accounts.create_user("a@example.com")
+    b = accounts.create_user("b@example.com")
+    accounts.add_address(a.id, "x@example.com", confirmed=True)
+    with pytest.raises(NotFound):
+        accounts.remove_address("x@example.com", user_id=b.id)
+    accounts.remove_address("x@example.com", user_id=a.id)
+    assert accounts.resolve_recipient("x@example.com") is None
+
+
+@pytest.mark.parametrize("bad", ["", "noat", "@example.com", "a@", "a b@example.com", "a@@example.com",
+                                 "a@exa mple.com", ".a@example.com", "a..b@example.com", "a@-x.com", "x" * 65 + "@example.com"],
+                         ids=["empty", "no-at", "no-local", "no-domain", "space", "double-at", "space-domain",
+                              "leading-dot", "double-dot", "bad-label", "local-too-long"])
+def test_bad_addresses_are_refused(store, bad):
+    with pytest.raises(InvalidInput):
+        accounts.create_user(bad)
+
+
+def test_domains(store):
+    assert accounts.add_domain("Example.ORG.") == "example.org"
+    with pytest.raises(Conflict):
+        accounts.add_domain("example.org")
+    assert "example.org" in accounts.list_domains()
+    accounts.remove_domain("example.org")
+    with pytest.raises(NotFound):
+        accounts.remove_domain("example.org")
+
+
+def test_remove_user_removes_everything_of_theirs(store):
+    a = accounts.create_user("a@example.com")
+    accounts.add_address(a.id, "alias@example.com", confirmed=True)
+    accounts.remove_user("alias@example.com")
+    assert accounts.find_user("a@example.com") is None
+    assert mailboxes.list_mailboxes(a.id) == []
+    accounts.create_user("alias@example.com")  # the address is free again
+
+
+def test_forbidden_is_a_store_error():
+    assert issubclass(Forbidden, Exception)

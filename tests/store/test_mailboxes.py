@@ -1,0 +1,130 @@
+import pytest
+
+from relate.store import Conflict, Forbidden, InvalidInput, NotFound, accounts, events, mailboxes, messages
+from tests.store.helpers import make_message
+
+
+@pytest.fixture
+def user(store):
+    return accounts.create_user("a@example.com")
+
+
+def names(user_id):
+    return [m.name for m in mailboxes.list_mailboxes(user_id)]
+
+
+def test_create_makes_parents(user):
+    mailboxes.create_mailbox(user.id, "Projects/2026/Q4")
+    assert {"Projects", "Projects/2026", "Projects/2026/Q4"} <= set(names(user.id))
+    with pytest.raises(Conflict):
+        mailboxes.create_mailbox(user.id, "Projects/2026")
+
+
+@pytest.mark.parametrize("bad", ["", "a//b", "/a", "a/", "a*", "a%b", "x\x01", "x" * 1001],
+                         ids=["empty", "empty-level", "leading-slash", "trailing-slash", "star", "percent", "control", "long"])
+def test_bad_names(user, bad):
+    with pytest.raises(InvalidInput):
+        mailboxes.create_mailbox(user.id, bad)
+
+
+def test_inbox_is_case_insensitive(user):
+    assert mailboxes.get_mailbox(user.id, "inbox").name == "INBOX"
+    with pytest.raises(Conflict):
+        mailboxes.create_mailbox(user.id, "Inbox")
+    box = mailboxes.create_mailbox(user.id, "inbox/child")
+    assert box.name == "INBOX/child"
+
+
+def test_rename_moves_children(user):
+    mailboxes.create_mailbox(user.id, "A/B/C")
+    before = mailboxes.get_mailbox(user.id, "A/B").uid_validity
+    mailboxes.rename_mailbox(user.id, "A", "Z/Y")
+    assert {"Z", "Z/Y", "Z/Y/B", "Z/Y/B/C"} <= set(names(user.id))
+    assert "A" not in names(user.id)
+    assert mailboxes.get_mailbox(user.id, "Z/Y/B").uid_validity == before
+
+
+def test_rename_inbox_moves_messages_and_keeps_inbox(user):
+    inbox = mailboxes.get_mailbox(user.id, "INBOX")
+    for i in range(3):
+        messages.append(user.id, inbox.id, make_message(f"m{i}"))
+    mailboxes.rename_mailbox(user.id, "INBOX", "Old")
+    old = mailboxes.get_mailbox(user.id, "Old")
+    assert [e.uid for e in messages.list_entries(user.id, old.id)] == [1, 2, 3]
+    assert messages.list_entries(user.id, inbox.id) == []
+    assert mailboxes.get_mailbox(user.id, "INBOX").id == inbox.id
+
+
+def test_rename_rules(user):
+    mailboxes.create_mailbox(user.id, "A")
+    with pytest.raises(Conflict):
+        mailboxes.rename_mailbox(user.id, "A", "Sent")
+    with pytest.raises(Forbidden):
+        mailboxes.rename_mailbox(user.id, "A", "inbox")
+    with pytest.raises(NotFound):
+        mailboxes.rename_mailbox(user.id, "Nope", "B")
+    with pytest.raises(InvalidInput):
+        mailboxes.rename_mailbox(user.id, "A", "A/B")
+
+
+def test_delete_rules(user):
+    with pytest.raises(Forbidden):
+        mailboxes.delete_mailbox(user.id, "INBOX")
+    mailboxes.create_mailbox(user.id, "P/C")
+    with pytest.raises(Conflict):
+        mailboxes.delete_mailbox(user.id, "P")
+    mailboxes.delete_mailbox(user.id, "P/C")
+    mailboxes.delete_mailbox(user.id, "P")
+    with pytest.raises(NotFound):
+        mailboxes.delete_mailbox(user.id, "P")
+
+
+def test_recreated_mailbox_gets_greater_uidvalidity(user):
+    first = mailboxes.create_mailbox(user.id, "X")
+    mailboxes.delete_mailbox(user.id, "X")
+    second = mailboxes.create_mailbox(user.id, "X")
+    assert second.uid_validity > first.uid_validity
+
+
+def test_subscriptions(user):
+    mailboxes.create_mailbox(user.id, "S")
+    mailboxes.set_subscribed(user.id, "S", False)
+    assert not mailboxes.get_mailbox(user.id, "S").subscribed
+    mailboxes.set_subscribed(user.id, "S", True)
+    assert mailboxes.get_mailbox(user.id, "S").subscribed
+
+
+def test_status_counts(user):
+    inbox = mailboxes.get_mailbox(user.id, "INBOX")
+    raws = [make_message(f"s{i}") for i in range(3)]
+    for raw in raws:
+        messages.append(user.id, inbox.id, raw)
+    messages.store_flags(user.id, inbox.id, [1], "add", ["\\Seen"])
+    messages.store_flags(user.id, inbox.id, [2], "add", ["\\Deleted"])
+    st = mailboxes.status(user.id, inbox.id)
+    assert (st.messages, st.unseen, st.deleted, st.size) == (3, 2, 1, sum(map(len, raws)))
+
+
+def test_mailbox_events(user):
+    sub = events.bus.subscribe(user.id)
+    try:
+        mailboxes.create_mailbox(user.id, "E")
+        mailboxes.rename_mailbox(user.id, "E", "F")
+        mailboxes.delete_mailbox(user.id, "F")
+        kinds = []
+        while len(kinds) < 3:
+            change = sub.get(timeout=5)
+            assert change is not None
+            kinds.append(change.kind)
+        assert kinds == [events.MAILBOX_CREATED, events.MAILBOX_RENAMED, events.MAILBOX_DELETED]
+    finally:
+        sub.close()
+
+
+def test_other_users_mailboxes_are_invisible(user):
+    other = accounts.create_user("b@example.com")
+    box = mailboxes.get_mailbox(other.id, "INBOX")
+    with pytest.raises(NotFound):
+        mailboxes.get_mailbox_by_id(user.id, box.id)
+    with pytest.raises(NotFound):
+        messages.append(user.id, box.id, make_message())
