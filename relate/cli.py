@@ -184,7 +184,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         items = (mailfile.read_maildir_item(f) for f in files)
         fh = None
     elif path.is_file():
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 - closed in the finally below
         total = None
         items = mailfile.read_mbox(fh)
     else:

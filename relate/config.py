@@ -216,10 +216,10 @@ class _Reader:
         raw = self.environ.get(name)
         return raw is None or raw.strip() == ""
 
-    def str(self, name: str, default: str) -> str:
+    def get_str(self, name: str, default: str) -> str:
         return str(self.env.str(name, default)).strip()
 
-    def int(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    def get_int(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
         if self._blank(name):
             return default
         raw = self.environ[name]
@@ -232,10 +232,10 @@ class _Reader:
             raise ConfigError(f"{name}={raw}: out of range ({bound})")
         return int(value)
 
-    def port(self, name: str, default: int) -> int:
-        return self.int(name, default, 0, 65535)
+    def get_port(self, name: str, default: int) -> int:
+        return self.get_int(name, default, 0, 65535)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def get_bool(self, name: str, default: bool) -> bool:
         if self._blank(name):
             return default
         try:
@@ -243,7 +243,7 @@ class _Reader:
         except EnvError:
             raise ConfigError(f"{name}={self.environ[name]}: expected true or false") from None
 
-    def float(self, name: str, default: float) -> float:
+    def get_float(self, name: str, default: float) -> float:
         if self._blank(name):
             return default
         raw = self.environ[name]
@@ -255,14 +255,14 @@ class _Reader:
             raise ConfigError(f"{name}={raw}: must not be negative")
         return value
 
-    def list(self, name: str) -> tuple[str, ...]:
-        return _split_list(self.str(name, ""))
+    def get_list(self, name: str) -> tuple[str, ...]:
+        return _split_list(self.get_str(name, ""))
 
-    def tls(self, prefix: str) -> TlsFiles:
+    def get_tls(self, prefix: str) -> TlsFiles:
         files = TlsFiles(
-            certificate_path=self.str(f"{prefix}__CertificatePath", ""),
-            key_path=self.str(f"{prefix}__KeyPath", ""),
-            certificate_password=self.str(f"{prefix}__CertificatePassword", ""),
+            certificate_path=self.get_str(f"{prefix}__CertificatePath", ""),
+            key_path=self.get_str(f"{prefix}__KeyPath", ""),
+            certificate_password=self.get_str(f"{prefix}__CertificatePassword", ""),
         )
         if files.key_path and not files.certificate_path:
             raise ConfigError(f"{prefix}__KeyPath is set but {prefix}__CertificatePath is not")
@@ -277,18 +277,18 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
     r = _Reader(os.environ if environ is None else environ)
     host = socket.getfqdn() or "localhost"
 
-    data_dir = Path(r.str("Data__Directory", "./data"))
+    data_dir = Path(r.get_str("Data__Directory", "./data"))
     try:
-        database_url = normalise_database_url(r.str("ConnectionStrings__DefaultConnection", ""), data_dir)
+        database_url = normalise_database_url(r.get_str("ConnectionStrings__DefaultConnection", ""), data_dir)
     except ValueError as exc:
         raise ConfigError(f"ConnectionStrings__DefaultConnection: {exc}") from None
 
     oidc = OidcSettings(
-        authority=r.str("Oidc__Authority", "").rstrip("/"),
-        audience=r.str("Oidc__Audience", ""),
-        client_id=r.str("Oidc__ClientId", ""),
-        client_secret=r.str("Oidc__ClientSecret", ""),
-        scope=r.str("Oidc__Scope", "openid profile email"),
+        authority=r.get_str("Oidc__Authority", "").rstrip("/"),
+        audience=r.get_str("Oidc__Audience", ""),
+        client_id=r.get_str("Oidc__ClientId", ""),
+        client_secret=r.get_str("Oidc__ClientSecret", ""),
+        scope=r.get_str("Oidc__Scope", "openid profile email"),
     )
     if oidc.authority and not oidc.authority.startswith(("https://", "http://")):
         raise ConfigError(f"Oidc__Authority={oidc.authority}: must be an http(s) URL")
@@ -299,76 +299,76 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
         return aio if all_in_one else normal
 
     smtp = SmtpSettings(
-        enabled=r.bool("Smtp__Enabled", True),
-        server_name=r.str("Smtp__ServerName", host),
-        port=r.port("Smtp__Port", ports(2587, 587)),
-        secure_port=r.port("Smtp__SecurePort", ports(2465, 465)),
-        mx_port=r.port("Smtp__MxPort", ports(2525, 25)),
-        mx_enabled=r.bool("Smtp__MxEnabled", True),
-        require_authentication=r.bool("Smtp__RequireAuthentication", True),
-        max_message_size=r.int("Smtp__MaxMessageSizeBytes", DEFAULT_MAX_MESSAGE_SIZE, 1024),
-        max_recipients=r.int("Smtp__MaxRecipients", 100, 1, 100_000),
-        tls=r.tls("Smtp"),
+        enabled=r.get_bool("Smtp__Enabled", True),
+        server_name=r.get_str("Smtp__ServerName", host),
+        port=r.get_port("Smtp__Port", ports(2587, 587)),
+        secure_port=r.get_port("Smtp__SecurePort", ports(2465, 465)),
+        mx_port=r.get_port("Smtp__MxPort", ports(2525, 25)),
+        mx_enabled=r.get_bool("Smtp__MxEnabled", True),
+        require_authentication=r.get_bool("Smtp__RequireAuthentication", True),
+        max_message_size=r.get_int("Smtp__MaxMessageSizeBytes", DEFAULT_MAX_MESSAGE_SIZE, 1024),
+        max_recipients=r.get_int("Smtp__MaxRecipients", 100, 1, 100_000),
+        tls=r.get_tls("Smtp"),
     )
     pop3 = Pop3Settings(
-        enabled=r.bool("Pop3__Enabled", True),
-        server_name=r.str("Pop3__ServerName", host),
-        port=r.port("Pop3__Port", ports(1110, 110)),
-        secure_port=r.port("Pop3__SecurePort", ports(1995, 995)),
-        tls=r.tls("Pop3"),
+        enabled=r.get_bool("Pop3__Enabled", True),
+        server_name=r.get_str("Pop3__ServerName", host),
+        port=r.get_port("Pop3__Port", ports(1110, 110)),
+        secure_port=r.get_port("Pop3__SecurePort", ports(1995, 995)),
+        tls=r.get_tls("Pop3"),
     )
     imap = ImapSettings(
-        enabled=r.bool("Imap__Enabled", True),
-        server_name=r.str("Imap__ServerName", host),
-        port=r.port("Imap__Port", ports(1143, 143)),
-        secure_port=r.port("Imap__SecurePort", ports(1993, 993)),
-        max_connections_per_user=r.int("Imap__MaxConnectionsPerUser", 20, 1),
-        tls=r.tls("Imap"),
+        enabled=r.get_bool("Imap__Enabled", True),
+        server_name=r.get_str("Imap__ServerName", host),
+        port=r.get_port("Imap__Port", ports(1143, 143)),
+        secure_port=r.get_port("Imap__SecurePort", ports(1993, 993)),
+        max_connections_per_user=r.get_int("Imap__MaxConnectionsPerUser", 20, 1),
+        tls=r.get_tls("Imap"),
     )
     push = PushSettings(
-        vapid_subject=r.str("Push__VapidSubject", ""),
-        vapid_public_key=r.str("Push__VapidPublicKey", ""),
-        vapid_private_key=r.str("Push__VapidPrivateKey", ""),
+        vapid_subject=r.get_str("Push__VapidSubject", ""),
+        vapid_public_key=r.get_str("Push__VapidPublicKey", ""),
+        vapid_private_key=r.get_str("Push__VapidPrivateKey", ""),
     )
     if bool(push.vapid_public_key) != bool(push.vapid_private_key):
         raise ConfigError("Push__VapidPublicKey and Push__VapidPrivateKey must be set together")
 
-    log_level = r.str("Logging__Level", "INFO").upper()
+    log_level = r.get_str("Logging__Level", "INFO").upper()
     if log_level == "WARN":
         log_level = "WARNING"
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"Logging__Level={log_level}: expected one of {', '.join(LOG_LEVELS)}")
 
-    api_base_url = r.str("Api__BaseUrl", "http://localhost:8080").rstrip("/")
+    api_base_url = r.get_str("Api__BaseUrl", "http://localhost:8080").rstrip("/")
     if not api_base_url.startswith(("http://", "https://")):
         raise ConfigError(f"Api__BaseUrl={api_base_url}: must be an http(s) URL")
 
-    domains = tuple(d.lower().rstrip(".") for d in r.list("Mail__Domains"))
+    domains = tuple(d.lower().rstrip(".") for d in r.get_list("Mail__Domains"))
     for domain in domains:
         if "." not in domain or "@" in domain or " " in domain:
             raise ConfigError(f"Mail__Domains: {domain!r} is not a domain name")
 
     return Settings(
         database_url=database_url,
-        auto_migrate=r.bool("Database__AutoMigrate", development or sqlite),
+        auto_migrate=r.get_bool("Database__AutoMigrate", development or sqlite),
         data_dir=data_dir,
-        bind_address=r.str("Network__BindAddress", "127.0.0.1" if all_in_one else "0.0.0.0"),
-        api_port=r.port("Api__Port", 8080),
+        bind_address=r.get_str("Network__BindAddress", "127.0.0.1" if all_in_one else "0.0.0.0"),
+        api_port=r.get_port("Api__Port", 8080),
         api_base_url=api_base_url,
-        internal_api_key=r.str("Internal__ApiKey", ""),
-        cors_allowed_origins=r.list("Cors__AllowedOrigins"),
+        internal_api_key=r.get_str("Internal__ApiKey", ""),
+        cors_allowed_origins=r.get_list("Cors__AllowedOrigins"),
         mail_domains=domains,
-        admin_emails=tuple(e.lower() for e in r.list("Admin__Emails")),
-        allow_insecure_auth=r.bool("Tls__AllowInsecureAuth", False),
-        tls=r.tls("Tls"),
+        admin_emails=tuple(e.lower() for e in r.get_list("Admin__Emails")),
+        allow_insecure_auth=r.get_bool("Tls__AllowInsecureAuth", False),
+        tls=r.get_tls("Tls"),
         smtp=smtp,
         pop3=pop3,
         imap=imap,
         oidc=oidc,
         push=push,
         log_level=log_level,
-        max_connections=r.int("Network__MaxConnections", 10_000, 1),
-        max_connections_per_ip=r.int("Network__MaxConnectionsPerIp", 100, 1),
-        shutdown_grace_seconds=r.float("Network__ShutdownGraceSeconds", 10.0),
+        max_connections=r.get_int("Network__MaxConnections", 10_000, 1),
+        max_connections_per_ip=r.get_int("Network__MaxConnectionsPerIp", 100, 1),
+        shutdown_grace_seconds=r.get_float("Network__ShutdownGraceSeconds", 10.0),
         all_in_one=all_in_one,
     )

@@ -19,7 +19,7 @@ from relate.db.models import Address, Domain, User
 from relate.store import mailboxes
 from relate.store.errors import Conflict, InvalidInput, NotFound
 from relate.store.session import Tx, read, transaction
-from relate.store.sql import insert_ignore
+from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import AddressInfo, UserInfo
 
 # RFC 5321 §4.5.3.1: local part 64 octets, domain 255, path 256.
@@ -98,7 +98,7 @@ def list_domains() -> list[str]:
 def remove_domain(name: str) -> None:
     domain = normalise_domain(name)
     with transaction() as t:
-        if t.s.execute(delete(Domain).where(Domain.name == domain)).rowcount == 0:
+        if rowcount(t.s.execute(delete(Domain).where(Domain.name == domain))) == 0:
             raise NotFound(f"domain {domain} is not hosted")
 
 
@@ -193,7 +193,7 @@ def remove_user(email: str) -> None:
 
 def set_admin(user_id: int, is_admin: bool) -> None:
     with transaction() as t:
-        if t.s.execute(update(User).where(User.id == user_id).values(is_admin=is_admin)).rowcount == 0:
+        if rowcount(t.s.execute(update(User).where(User.id == user_id).values(is_admin=is_admin))) == 0:
             raise NotFound("no such user")
 
 

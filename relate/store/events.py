@@ -28,6 +28,7 @@ log = logging.getLogger("relate.store.events")
 CHANNEL = "relate_changes"
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
 DEFAULT_QUEUE_SIZE = 1000
+LISTEN_WAIT = 5.0  # seconds the first subscriber waits for the LISTEN connection
 
 # Event kinds.
 NEW = "new"  # messages added to a mailbox (delivery, APPEND, COPY, MOVE)
@@ -184,6 +185,9 @@ class Bus:
             self._subs.add(sub)
         if self._dsn is not None and self._listener is None:
             self._listener = gevent.spawn(self._listen_forever)
+            # The first subscriber waits (briefly) for LISTEN, so nothing committed after
+            # subscribe() returns is missed; if the database is down it gets RESYNC later.
+            self.listening.wait(timeout=LISTEN_WAIT)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

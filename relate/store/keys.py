@@ -1,7 +1,7 @@
 """API keys: the password for SMTP, POP3 and IMAP and the bearer token of the REST API.
 
 A key looks like `rm_<prefix>_<secret>`: the prefix (10 characters) is visible and is how a
-key is found; the secret (43 characters, 256 bits) is never stored. Only
+key is found; the secret (43 letters and digits, over 256 bits) is never stored. Only
 HMAC-SHA256(server secret, secret) is kept: a fast keyed hash is right for high-entropy
 random keys, and lookup by prefix means no per-login scan. Revocation is a column read on
 every authentication, so it takes effect at once on every replica.
@@ -27,6 +27,8 @@ from relate.store.types import ApiKeyInfo, AuthResult
 KEY_TAG = "rm"
 PREFIX_CHARS = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes
 PREFIX_LEN = 10
+SECRET_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+SECRET_LEN = 43  # 43 * log2(62) > 256 bits
 LAST_USED_GRANULARITY = dt.timedelta(minutes=1)  # don't write on every login
 
 
@@ -47,7 +49,7 @@ def parse_scopes(value: str | list[str] | tuple[str, ...] | set[str] | frozenset
 
 def split_key(key: str) -> tuple[str, str] | None:
     """(prefix, secret) of a well-formed key, else None."""
-    parts = key.strip().split("_")
+    parts = key.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_TAG or len(parts[1]) != PREFIX_LEN or len(parts[2]) < 20:
         return None
     return f"{KEY_TAG}_{parts[1]}", parts[2]
@@ -74,14 +76,14 @@ def create_key(
     `granted_by` is the scope set of the caller when a key creates a key: the new key may not
     have a scope the caller lacks (no escalation). None means an administrator or the CLI.
     """
-    wanted = parse_scopes(scopes) if isinstance(scopes, str) else parse_scopes(scopes)
+    wanted = parse_scopes(scopes)
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("key name must be 1 to 200 characters")
     if granted_by is not None and not wanted <= granted_by:
         raise Forbidden(f"cannot grant scope(s) you do not hold: {', '.join(sorted(wanted - granted_by))}")
     prefix = f"{KEY_TAG}_" + "".join(secrets.choice(PREFIX_CHARS) for _ in range(PREFIX_LEN))
-    secret = secrets.token_urlsafe(32)
+    secret = "".join(secrets.choice(SECRET_CHARS) for _ in range(SECRET_LEN))
     with transaction() as t:
         key = ApiKey(
             user_id=user_id,

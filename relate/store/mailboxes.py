@@ -236,18 +236,18 @@ def status_all(user_id: int, mailbox_ids: list[int] | None = None) -> list[Mailb
                 .group_by(Entry.mailbox_id)
             )
         }
-    out = []
-    for b in boxes:
-        row = counts.get(b.id)
-        out.append(
-            MailboxStatus(
-                mailbox=_info(b),
-                messages=int(row.messages) if row else 0,
-                unseen=int(row.unseen or 0) if row else 0,
-                deleted=int(row.deleted or 0) if row else 0,
-                size=int(row.size or 0) if row else 0,
+        out = []
+        for b in boxes:
+            row = counts.get(b.id)
+            out.append(
+                MailboxStatus(
+                    mailbox=_info(b),
+                    messages=int(row.messages) if row else 0,
+                    unseen=int(row.unseen or 0) if row else 0,
+                    deleted=int(row.deleted or 0) if row else 0,
+                    size=int(row.size or 0) if row else 0,
+                )
             )
-        )
     return out
 
 

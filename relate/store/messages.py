@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 
 from relate.db.models import Address, Domain, Entry, Expunged, Mailbox, MessageBody
 from relate.message import ParsedMessage, parse_message
@@ -25,8 +25,8 @@ from relate.store import events as ev
 from relate.store import filters
 from relate.store.errors import InvalidInput, NotFound
 from relate.store.session import Tx, read, retrying, transaction
-from relate.store.sql import insert_ignore
-from relate.store.types import SYSTEM_FLAGS, Delivered, EntryInfo, Envelope, MailboxInfo
+from relate.store.sql import insert_ignore, rowcount
+from relate.store.types import Delivered, EntryInfo, Envelope, MailboxInfo
 
 CHUNK = 1000  # bound for IN (...) lists
 _FLAG_COLUMNS = {"\\seen": "seen", "\\answered": "answered", "\\flagged": "flagged", "\\deleted": "deleted", "\\draft": "draft"}
@@ -462,7 +462,7 @@ def _remove(t: Tx, user_id: int, box: Mailbox, uids: list[int], origin: str) -> 
     modseq = _bump_modseq(t, box.id)
     for chunk in _chunks(uids):
         t.s.execute(delete(Entry).where(Entry.mailbox_id == box.id, Entry.uid.in_(chunk)))
-    t.s.execute(Expunged.__table__.insert(), [{"mailbox_id": box.id, "uid": u, "modseq": modseq} for u in uids])
+    t.s.execute(insert(Expunged), [{"mailbox_id": box.id, "uid": u, "modseq": modseq} for u in uids])
     t.emit(ev.Change(ev.EXPUNGE, user_id, box.id, tuple(uids), modseq, box.name, origin=origin))
 
 
@@ -513,7 +513,7 @@ def gc_bodies(older_than: dt.timedelta = dt.timedelta(hours=1)) -> int:
     with transaction() as t:
         orphan = ~select(Entry.id).where(Entry.body_id == MessageBody.id).exists()
         result = t.s.execute(delete(MessageBody).where(orphan, MessageBody.created_at < cutoff))
-        return int(result.rowcount or 0)
+        return rowcount(result)
 
 
 def count_entries(user_id: int) -> int:

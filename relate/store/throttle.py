@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from relate.db.models import AuthFailure
 from relate.store.session import read, transaction
+from relate.store.sql import rowcount
 
 WINDOW = dt.timedelta(minutes=15)
 FREE_FAILURES = 3
@@ -59,7 +60,7 @@ def record_failure(ip: str, login: str | None) -> None:
     keys = _keys(ip, login)
     with transaction() as t:
         t.s.execute(delete(AuthFailure).where(AuthFailure.key.in_(keys), AuthFailure.at < now - WINDOW))
-        t.s.execute(AuthFailure.__table__.insert(), [{"key": k, "at": now} for k in keys])
+        t.s.execute(insert(AuthFailure), [{"key": k, "at": now} for k in keys])
 
 
 def record_success(login: str) -> None:
@@ -71,4 +72,4 @@ def purge() -> int:
     """Drop failures older than the window (periodic maintenance)."""
     with transaction() as t:
         result = t.s.execute(delete(AuthFailure).where(AuthFailure.at < dt.datetime.now(dt.UTC) - WINDOW))
-        return int(result.rowcount or 0)
+        return rowcount(result)

@@ -46,7 +46,7 @@ def test_unhosted_domain_does_not_receive(store):
 
 
 def test_primary_address_cannot_be_removed(store):
-    a = accounts.create_user("a@example.com")
+    accounts.create_user("a@example.com")
     with pytest.raises(Conflict):
         accounts.remove_address("a@example.com")
 

@@ -120,7 +120,7 @@ def test_copy_and_move(users):
     arch = messages.list_entries(alice.id, archive.id)
     assert [e.uid for e in arch] == [1, 2, 3]
     assert arch[0].flags == {"\\Seen"}
-    changed, vanished = messages.changes_since(alice.id, box.id, box.highest_modseq)
+    _changed, vanished = messages.changes_since(alice.id, box.id, box.highest_modseq)
     assert vanished == [2]
 
 
@@ -174,9 +174,9 @@ def test_filters_run_at_delivery(users):
 
 
 def test_filter_validation():
-    with pytest.raises(InvalidInput, match="conditions.nope"):
+    with pytest.raises(InvalidInput, match=r"conditions\.nope"):
         filters.validate({"nope": 1}, {})
-    with pytest.raises(InvalidInput, match="actions.moveTo"):
+    with pytest.raises(InvalidInput, match=r"actions\.moveTo"):
         filters.validate({"subject": "x"}, {"moveTo": ""})
 
 
