@@ -180,6 +180,10 @@ class ServiceGroup:
         return len(self._connections)
 
     @property
+    def listener_names(self) -> list[str]:
+        return list(self._listeners)
+
+    @property
     def stopping(self) -> bool:
         return self._shutdown.is_set()
 

@@ -238,6 +238,7 @@ def _deliver(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> Delivered
             return Delivered(body_id=0, size=len(raw), entries=())
         body_id = _store_body(t, raw, parsed)
         stored: list[tuple[int, int, int]] = []
+        summaries: list[tuple[int, dict[str, object]]] = []
         for user_id in users:
             plan = filters.plan_for(t, user_id, parsed)
             box = _mailbox_for(t, user_id, plan.mailbox, plan.special_use)
@@ -246,8 +247,9 @@ def _deliver(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> Delivered
             entry = _insert_entry(t, user_id, box.id, body_id, len(raw), parsed.thread_id, first, modseq, now, system,
                                   plan.keywords, envelope.mail_from)
             stored.append((user_id, box.id, first))
+            summaries.append((user_id, summary(entry, parsed)))
             t.emit(ev.Change(ev.NEW, user_id, box.id, (first,), modseq, box.name, origin=envelope.origin,
-                             extra=summary(entry, parsed)))
+                             extra=summaries[-1][1]))
         sent: tuple[int, int, int] | None = None
         if envelope.sender_user_id is not None:
             box = _mailbox_for(t, envelope.sender_user_id, None, "\\Sent")
@@ -255,9 +257,11 @@ def _deliver(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> Delivered
             entry = _insert_entry(t, envelope.sender_user_id, box.id, body_id, len(raw), parsed.thread_id, first, modseq,
                                   now, {"seen": True}, [], envelope.mail_from)
             sent = (envelope.sender_user_id, box.id, first)
+            summaries.append((envelope.sender_user_id, summary(entry, parsed)))
             t.emit(ev.Change(ev.NEW, envelope.sender_user_id, box.id, (first,), modseq, box.name,
-                             origin=envelope.origin, extra=summary(entry, parsed)))
-    return Delivered(body_id=body_id, size=len(raw), entries=tuple(stored), sent_entry=sent, user_ids=tuple(users))
+                             origin=envelope.origin, extra=summaries[-1][1]))
+    return Delivered(body_id=body_id, size=len(raw), entries=tuple(stored), sent_entry=sent, user_ids=tuple(users),
+                     summaries=tuple(summaries))
 
 
 def append(

@@ -117,3 +117,6 @@ class Delivered:
     entries: tuple[tuple[int, int, int], ...]  # (user_id, mailbox_id, uid)
     sent_entry: tuple[int, int, int] | None = None
     user_ids: tuple[int, ...] = field(default=())
+    # (user_id, summary) per stored entry, Sent copy included: what the internal
+    # notification to the API carries (relate.notify.new_email_payload).
+    summaries: tuple[tuple[int, dict[str, object]], ...] = field(default=())

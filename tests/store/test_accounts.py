@@ -91,3 +91,14 @@ def test_remove_user_removes_everything_of_theirs(store):
 
 def test_forbidden_is_a_store_error():
     assert issubclass(Forbidden, Exception)
+
+
+def test_user_lock_is_exclusive(store):
+    from relate.store import locks
+
+    with locks.try_lock(locks.POP3_MAILDROP, 7) as held:
+        assert held is not None
+        assert locks.try_lock(locks.POP3_MAILDROP, 7) is None
+    relock = locks.try_lock(locks.POP3_MAILDROP, 7)
+    assert relock is not None
+    relock.release()

@@ -133,3 +133,16 @@ def test_store_survives_a_postgresql_restart(private_cluster, tmp_path):
     change = sub.get(timeout=10)
     assert change is not None and change.kind == events.NEW
     sub.close()
+
+
+def test_maildrop_lock_spans_connections_and_is_released_on_close(pg_store):
+    from relate.store import locks
+
+    held = locks.try_lock(locks.POP3_MAILDROP, 42)
+    assert held is not None
+    assert locks.try_lock(locks.POP3_MAILDROP, 42) is None
+    assert locks.try_lock(locks.POP3_MAILDROP, 43) is not None
+    held.release()
+    again = locks.try_lock(locks.POP3_MAILDROP, 42)
+    assert again is not None
+    again.release()
