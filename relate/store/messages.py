@@ -112,6 +112,13 @@ def _bump_modseq(t: Tx, mailbox_id: int) -> int:
     return allocate(t, mailbox_id, 0)[1]
 
 
+def meta_json(parsed: ParsedMessage) -> dict[str, object]:
+    """What is kept of the parse: everything but the search text, which has its own column."""
+    data = parsed.to_json()
+    data.pop("text", None)
+    return data
+
+
 def _store_body(t: Tx, raw: bytes, parsed: ParsedMessage) -> int:
     digest = hashlib.sha256(raw).hexdigest()
     addresses = [parsed.from_addr, *(a for _, a in parsed.to), *(a for _, a in parsed.cc)]
@@ -123,7 +130,7 @@ def _store_body(t: Tx, raw: bytes, parsed: ParsedMessage) -> int:
             "sha256": digest,
             "size": len(raw),
             "raw": raw,
-            "meta": parsed.to_json(),
+            "meta": meta_json(parsed),
             "message_id": (parsed.message_id or "")[:998] or None,
             "subject": parsed.subject,
             "from_address": parsed.from_addr[:320],
