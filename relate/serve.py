@@ -58,8 +58,8 @@ def load_listeners(settings: Settings) -> tuple[list[Listener], list[str]]:
         try:
             module = importlib.import_module(service.module)
         except ModuleNotFoundError as exc:
-            if exc.name != service.module:
-                raise
+            if not exc.name or not service.module.startswith(exc.name):
+                raise  # something the service itself imports is missing: a real error
             missing.append(service.name)
             continue
         factory: Callable[[Settings], list[Listener]] = module.listeners

@@ -29,7 +29,8 @@ def create_app(settings: Settings) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-            response = jsonify({"error": exc.description or exc.name})
+            default = exc.description == type(exc).description  # werkzeug's generic sentence
+            response = jsonify({"error": exc.name.lower() if default or not exc.description else exc.description})
             response.status_code = exc.code or 500
             return response
         return exc

@@ -108,6 +108,9 @@ def setup_logging(level: str) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     _installed_handler = handler
+    # Libraries that narrate their own set-up speak only when something is wrong.
+    for name in ("alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def format_peer(peer: tuple[str, int]) -> str:
