@@ -25,7 +25,6 @@ from relate.protocol.server import Listener, ServiceGroup
 
 log = logging.getLogger("relate.serve")
 
-DEV_USER = "dev@relate.test"
 DEV_KEY_NAME = "all-in-one"
 DEV_KEY_SCOPES = "smtp pop3 imap api:read api:write app"
 
@@ -74,7 +73,7 @@ def ensure_dev_user(settings: Settings) -> tuple[str, str] | None:
         return None
     from relate.store import accounts, keys
 
-    user = accounts.find_user(DEV_USER) or accounts.create_user(DEV_USER, "Developer", is_admin=True)
+    user = accounts.ensure_development_user()
     for old in keys.list_keys(user.id):
         if old.name == DEV_KEY_NAME:
             keys.revoke_key(old.id)
@@ -125,7 +124,8 @@ def summary(settings: Settings, group: ServiceGroup, api_port: int, dev: tuple[s
 def serve(settings: Settings) -> int:
     setup_logging(settings.log_level)
     if settings.development:
-        log.warning("development mode: no Oidc__Authority, the web UI and API act as %s without sign-in", DEV_USER)
+        log.warning("development mode: no Oidc__Authority, the web UI and API act as %s without sign-in",
+                    store.accounts.DEVELOPMENT_USER)
     store.open_store(settings)
     dev = ensure_dev_user(settings)
 

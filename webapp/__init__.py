@@ -6,10 +6,8 @@ relate/ never imports this package; this package reaches the database only throu
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from relate.config import Settings
 
@@ -22,24 +20,10 @@ def create_app(settings: Settings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.smtp.max_message_size + 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import health
+    from webapp import auth, errors, health
 
+    errors.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(health.bp)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-            default = exc.description == type(exc).description  # werkzeug's generic sentence
-            response = jsonify({"error": exc.name.lower() if default or not exc.description else exc.description})
-            response.status_code = exc.code or 500
-            return response
-        return exc
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Any:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        response = jsonify({"error": "internal server error"})
-        response.status_code = 500
-        return response
 
     return app

@@ -22,6 +22,8 @@ from relate.store.session import Tx, read, transaction
 from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import AddressInfo, UserInfo
 
+DEVELOPMENT_USER = "dev@relate.test"  # who the web UI and API act as in development mode
+
 # RFC 5321 §4.5.3.1: local part 64 octets, domain 255, path 256.
 MAX_LOCAL = 64
 MAX_DOMAIN = 255
@@ -300,3 +302,16 @@ def owns_address(user_id: int, address: str) -> bool:
             )
             is not None
         )
+
+
+def ensure_development_user() -> UserInfo:
+    """The development user (an administrator), created on first use."""
+    existing = find_user(DEVELOPMENT_USER)
+    if existing is not None:
+        return existing
+    try:
+        return create_user(DEVELOPMENT_USER, "Developer", is_admin=True)
+    except Conflict:  # created concurrently by another worker
+        user = find_user(DEVELOPMENT_USER)
+        assert user is not None
+        return user

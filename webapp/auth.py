@@ -1,0 +1,147 @@
+"""Who is calling: API keys, OIDC bearer tokens, the web session, or development mode.
+
+Invariants:
+- Every request is authenticated once, in `before_request`, into `g.principal` (or None).
+- A route states what it needs with `@require("api:read")` / `@require("api:write")` /
+  `@require_admin`; ownership is checked by the route against `principal.user_id`.
+- Scopes: `api:read` reads, `api:write` writes, `app` covers everything a first-party client
+  does. `smtp`, `pop3` and `imap` grant no REST access at all.
+- Development mode (no Oidc__Authority): a request without credentials acts as the
+  development user with full rights; credentials that are present are still checked.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request
+
+from relate.config import Settings
+from relate.store import accounts, keys
+from webapp.errors import ApiError
+
+REST_SCOPES = frozenset({"api:read", "api:write", "app"})
+FULL_ACCESS = frozenset({"api:read", "api:write", "app"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    scopes: frozenset[str]  # what this credential may do
+    method: str  # "development", "api-key", "oidc" or "session"
+    is_admin: bool = False
+    key_id: int | None = None  # the API key used, if any
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "app" in self.scopes
+
+
+def settings() -> Settings:
+    value: Settings = current_app.config["RELATE_SETTINGS"]
+    return value
+
+
+def _is_admin(user_id: int) -> bool:
+    user = accounts.get_user(user_id)
+    return user.is_admin or user.primary_address in settings().admin_emails
+
+
+def _from_api_key(token: str) -> Principal:
+    info = keys.verify_key(token)
+    if info is None:
+        raise ApiError(401, "invalid or revoked API key")
+    return Principal(info.user_id, frozenset(info.scopes) & REST_SCOPES, "api-key", _is_admin(info.user_id), info.id)
+
+
+def authenticate() -> Principal | None:
+    """The caller of the current request, or None when no credentials were given (and not dev)."""
+    header = request.headers.get("Authorization", "").strip()
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        scheme = scheme.lower()
+        if scheme == "apikey" and token:
+            return _from_api_key(token)
+        if scheme == "bearer" and token:
+            if keys.split_key(token) is not None:
+                return _from_api_key(token)
+            from webapp import oidc
+
+            user_id = oidc.user_for_token(settings(), token)
+            return Principal(user_id, FULL_ACCESS, "oidc", _is_admin(user_id))
+        raise ApiError(401, "unsupported Authorization scheme (use Bearer or ApiKey)")
+    from webapp import sessions
+
+    session_user = sessions.current_user()
+    if session_user is not None:
+        return Principal(session_user, FULL_ACCESS, "session", _is_admin(session_user))
+    if settings().development:
+        user = accounts.ensure_development_user()
+        return Principal(user.id, FULL_ACCESS, "development", True)
+    return None
+
+
+def principal() -> Principal:
+    """The authenticated caller; 401 when there is none."""
+    value: Principal | None = g.get("principal")
+    if value is None:
+        raise ApiError(401, "authentication required")
+    return value
+
+
+def require(scope: str) -> Callable[[F], F]:
+    """Route decorator: the caller must hold `scope` (or `app`)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            who = principal()
+            if not who.allows(scope):
+                raise ApiError(403, f"this credential lacks the {scope} scope")
+            return view(*args, **kwargs)
+
+        wrapped.required_scope = scope  # type: ignore[attr-defined]  # read by the OpenAPI document
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def require_admin(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        who = principal()
+        if not who.is_admin:
+            raise ApiError(403, "administrator rights required")
+        if not who.allows("api:write") and request.method not in ("GET", "HEAD"):
+            raise ApiError(403, "this credential lacks the api:write scope")
+        return view(*args, **kwargs)
+
+    wrapped.required_scope = "admin"  # type: ignore[attr-defined]
+    return wrapped  # type: ignore[return-value]
+
+
+def check_internal_key(header: str | None) -> bool:
+    """The daemons' internal channel: `Authorization: ApiKey <Internal__ApiKey>`, constant time.
+    An unset key refuses everything."""
+    expected = settings().internal_api_key
+    if not expected or not header:
+        return False
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "apikey":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _authenticate() -> None:
+        g.principal = None
+        if request.path.startswith("/api/internal/") or request.path in ("/healthz", "/readyz", "/metrics"):
+            return
+        g.principal = authenticate()
