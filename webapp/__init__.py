@@ -20,10 +20,11 @@ def create_app(settings: Settings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.smtp.max_message_size + 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import auth, errors, health
+    from webapp import api, auth, errors, health
 
     errors.init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)
+    api.register(app)
 
     return app

@@ -1,0 +1,229 @@
+"""Declared routes: one decorator states a route's input and output, validates requests against
+it, and feeds the OpenAPI 3.1 document at /api/openapi.json, so the document always matches.
+
+Usage:
+
+    @bp.post("/api/labels")
+    @require("api:write")
+    @endpoint(summary="Create a label", body=LABEL_IN, response=LABEL_OUT, status=201)
+    def create_label():
+        data = g.body          # validated JSON object
+        ...
+
+Schemas are JSON Schema (the dialect OpenAPI 3.1 uses). Request bodies are objects with
+`additionalProperties: false` unless a schema says otherwise, so unknown fields are refused.
+Query parameters are declared as {name: schema} and parsed into `g.query` with their types.
+A bad request is a 400 whose JSON names the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, g, request
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from webapp.errors import ApiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_JSON_BYTES = 1024 * 1024  # JSON bodies; uploads of mail go through their own routes
+
+
+def _field_of(error: ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = re.findall(r"'([^']+)' was unexpected", error.message)
+        if extra:
+            return ".".join(filter(None, [path, extra[0]]))
+    if error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        if missing:
+            return ".".join(filter(None, [path, missing[0]]))
+    return path
+
+
+def _message(error: ValidationError, field: str) -> str:
+    name = field or "body"
+    if error.validator == "additionalProperties":
+        return f"{name}: unknown field"
+    if error.validator == "required":
+        return f"{name}: required"
+    if error.validator == "type":
+        return f"{name}: must be {error.validator_value}"
+    if error.validator in ("maxLength", "minLength", "maximum", "minimum", "enum", "format", "pattern", "maxItems"):
+        return f"{name}: {error.message}"
+    return f"{name}: {error.message}"
+
+
+def validate(schema: dict[str, Any], value: Any) -> None:
+    """Raise ApiError(400) naming the first offending field."""
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        field = _field_of(error)
+        raise ApiError(400, _message(error, field), field=field or None)
+
+
+def read_json_body(schema: dict[str, Any]) -> Any:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise ApiError(413, "request body too large")
+    if not request.is_json:
+        raise ApiError(415 if request.data else 400, "expected a JSON body (Content-Type: application/json)")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "malformed JSON")
+    validate(schema, data)
+    return data
+
+
+def _parse_query_value(name: str, raw: str, schema: dict[str, Any]) -> Any:
+    kind = schema.get("type", "string")
+    try:
+        if kind == "integer":
+            value: Any = int(raw)
+        elif kind == "boolean":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            value = raw.lower() in ("true", "1")
+        elif schema.get("format") == "date-time":
+            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            validate({k: v for k, v in schema.items() if k != "format"}, raw)
+            return value
+        else:
+            value = raw
+    except ValueError:
+        raise ApiError(400, f"{name}: must be {schema.get('format', kind)}", field=name) from None
+    check = dict(schema)
+    check.pop("format", None)
+    try:
+        validate(check, value)
+    except ApiError as exc:
+        raise ApiError(400, f"{name}: {exc.message.split(': ', 1)[-1]}", field=name) from None
+    return value
+
+
+def endpoint(
+    *,
+    summary: str,
+    body: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    query: dict[str, dict[str, Any]] | None = None,
+    status: int = 200,
+    tags: list[str] | None = None,
+    content_type: str = "application/json",
+    errors: tuple[int, ...] = (),
+) -> Callable[[F], F]:
+    """Declare and enforce a route's contract (see the module docstring)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if query:
+                unknown = set(request.args) - set(query)
+                if unknown:
+                    name = sorted(unknown)[0]
+                    raise ApiError(400, f"{name}: unknown query parameter", field=name)
+                g.query = {
+                    name: _parse_query_value(name, request.args[name], schema)
+                    for name, schema in query.items()
+                    if name in request.args
+                }
+            else:
+                g.query = {}
+            if body is not None:
+                g.body = read_json_body(body)
+            return view(*args, **kwargs)
+
+        wrapped.api_doc = {  # type: ignore[attr-defined]
+            "summary": summary,
+            "body": body,
+            "response": response,
+            "query": query or {},
+            "status": status,
+            "tags": tags or [],
+            "content_type": content_type,
+            "errors": errors,
+        }
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+# -- the document ----------------------------------------------------------------------------
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+    "required": ["error"],
+}
+_CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+
+
+def _path_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    params = []
+    for match in _CONVERTER.finditer(rule):
+        kind = {"int": "integer"}.get(match.group("conv") or "", "string")
+        params.append({"name": match.group("name"), "in": "path", "required": True, "schema": {"type": kind}})
+    return _CONVERTER.sub(lambda m: "{" + m.group("name") + "}", rule), params
+
+
+def openapi_document(app: Flask, *, title: str = "Relate Mail API", version: str = "1") -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        doc = getattr(view, "api_doc", None)
+        if doc is None:
+            continue
+        path, params = _path_params(rule.rule)
+        scope = getattr(view, "required_scope", None)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation: dict[str, Any] = {
+                "operationId": f"{rule.endpoint}_{method.lower()}".replace(".", "_"),
+                "summary": doc["summary"],
+                "tags": doc["tags"],
+                "parameters": params
+                + [{"name": n, "in": "query", "required": False, "schema": s} for n, s in doc["query"].items()],
+                "responses": {},
+            }
+            if doc["body"] is not None:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": doc["body"]}},
+                }
+            ok: dict[str, Any] = {"description": "OK"}
+            if doc["response"] is not None:
+                ok["content"] = {doc["content_type"]: {"schema": doc["response"]}}
+            operation["responses"][str(doc["status"])] = ok
+            error = {"description": "error", "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            codes = set(doc["errors"]) | {400}
+            if scope is not None:
+                operation["security"] = [{"apiKey": []}, {"bearer": []}]
+                codes |= {401, 403}
+            if params:
+                codes.add(404)
+            if doc["body"] is not None:
+                codes |= {413, 415}
+            for code in sorted(codes):
+                operation["responses"][str(code)] = error
+            operation["responses"]["429"] = error
+            operation["responses"]["503"] = error
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "Authorization"},
+            }
+        },
+    }
