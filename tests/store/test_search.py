@@ -1,0 +1,187 @@
+"""relate.store.search on SQLite and PostgreSQL: full-text candidates with IMAP substring
+semantics, the REST `q` search, and the batch metadata reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+from relate import db, store
+from relate.store import accounts, mailboxes, messages
+from relate.store import search as store_search
+from tests.conftest import _truncate as truncate
+from tests.conftest import make_settings
+
+BODIES = {
+    # uid: (subject, sender, body)
+    1: ("Quarterly invoices", "billing@example.com", "Please find the invoices attached.\r\nRegards"),
+    2: ("Lunch on Friday", "alice@example.com", "Shall we have LUNCH   on\r\nFriday at noon?"),
+    3: ("Grüße aus München", "jörg@example.de", "Viele Grüße und bis bald. STRASSE 5"),
+    4: ("100% discount_code", "shop@example.net", "Use code SAVE_50 for 100% off at shop.example.net"),
+    5: ("Re: invoice", "bob@example.org", "Thanks, paid. Contact bob@example.org for questions."),
+}
+
+
+def raw_message(uid: int) -> bytes:
+    subject, sender, body = BODIES[uid]
+    return (
+        f"From: Sender <{sender}>\r\nTo: Carol <carol@example.com>\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{uid}@example.com>\r\nDate: Sat, {uid} Mar 2026 10:00:00 +0000\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One store per backend for the whole module: tests only add users of their own."""
+    url = str(request.getfixturevalue("pg_database" if request.param == "postgres" else "sqlite_database"))
+    store.open_store(make_settings(url, tmp_path_factory.mktemp("search")), migrate=False, pool_size=5)
+    truncate(url)
+    yield url
+    store.bus.stop_listener()
+
+
+@pytest.fixture(scope="module")
+def mailbox(backend_url: str):
+    user = accounts.create_user("carol@example.com")
+    box = mailboxes.get_mailbox(user.id, "INBOX")
+    for uid in BODIES:
+        when = dt.datetime(2026, 3, uid, 10, 0, tzinfo=dt.UTC)
+        messages.append(user.id, box.id, raw_message(uid), internal_date=when)
+    return user, box
+
+
+FULLTEXT = [
+    # (field, value, UIDs)
+    ("body", "invoices", {1}),
+    ("body", "INVOICES attached", {1}),
+    ("body", "invoice", {1}),  # a word's beginning is a substring too
+    ("body", "lunch on friday", {2}),  # white space in the stored text is collapsed
+    ("body", "lunch  on\tFriday", {2}),
+    ("body", "noon?", {2}),
+    ("body", "Lunch Friday", set()),  # a substring, not a bag of words
+    ("body", "grüße", {3}),
+    ("body", "GRÜSSE", {3}),  # case folding beyond ASCII
+    ("body", "strasse", {3}),
+    ("body", "100% off", {4}),  # LIKE wildcards are literal
+    ("body", "save_50", {4}),
+    ("body", "SAVE_5", {4}),
+    ("body", "%", {4}),
+    ("body", "_", {4}),
+    ("body", "example.org", {5}),  # inside an e-mail address
+    ("body", "shop.example", {4}),
+    ("body", "", {1, 2, 3, 4, 5}),
+    ("body", "nothing like this", set()),
+    ("subject", "invoice", {1, 5}),
+    ("from", "example.com", {1, 2}),
+    ("from", "Sender", {1, 2, 3, 4, 5}),
+    ("to", "carol", {1, 2, 3, 4, 5}),
+    ("text", "invoice", {1, 5}),
+    ("text", "jörg", {3}),
+    ("text", "münchen", {3}),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "uids"), FULLTEXT, ids=[f"{f}-{v!r}" for f, v, _ in FULLTEXT])
+def test_fulltext_uids(mailbox, field: str, value: str, uids: set[int]) -> None:
+    user, box = mailbox
+    assert store_search.fulltext_uids(user.id, box.id, field, value) == uids
+
+
+def test_fulltext_uids_restricted_to_candidates(mailbox) -> None:
+    user, box = mailbox
+    assert store_search.fulltext_uids(user.id, box.id, "subject", "invoice", uids=[5, 2, 3]) == {5}
+    assert store_search.fulltext_uids(user.id, box.id, "body", "", uids=[2, 99]) == {2}
+    assert store_search.fulltext_uids(user.id, box.id, "body", "grüße", uids=[]) == set()
+
+
+def test_fulltext_uids_stays_in_the_mailbox_and_the_user(mailbox) -> None:
+    user, box = mailbox
+    other = accounts.create_user("dave@example.com")
+    messages.append(other.id, mailboxes.get_mailbox(other.id, "INBOX").id, raw_message(1))
+    archive = mailboxes.get_mailbox(user.id, "Archive")
+    assert store_search.fulltext_uids(user.id, archive.id, "body", "invoices") == set()
+    assert store_search.fulltext_uids(other.id, box.id, "body", "invoices") == set()
+
+
+def test_search_entries(mailbox) -> None:
+    user, box = mailbox
+    by_uid = {e.uid: e.id for e in messages.list_entries(user.id, box.id)}
+
+    def ids(*uids: int) -> list[int]:
+        return [by_uid[u] for u in uids]
+
+    assert store_search.search_entries(user.id, "invoice") == ids(5, 1)  # newest first
+    assert store_search.search_entries(user.id, "invoice paid") == ids(5)
+    assert store_search.search_entries(user.id, '"on friday"') == ids(2)
+    assert store_search.search_entries(user.id, '"friday on"') == []
+    assert store_search.search_entries(user.id, "example", mailbox_id=box.id, limit=2) == ids(5, 4)
+    assert store_search.search_entries(user.id, "example", limit=2, offset=2) == ids(3, 2)
+    assert store_search.search_entries(user.id, "") == ids(5, 4, 3, 2, 1)
+    trash = mailboxes.get_mailbox(user.id, "Trash")
+    assert store_search.search_entries(user.id, "invoice", mailbox_id=trash.id) == []
+    other = accounts.create_user("erin@example.com")
+    assert store_search.search_entries(other.id, "invoice") == []
+
+
+QUERY_TERMS = [
+    ("words", "a b  c", ["a", "b", "c"]),
+    ("phrase", 'x "two  words" y', ["x", "two words", "y"]),
+    ("unclosed-phrase", '"open end', ["open end"]),
+    ("duplicates", "a A a", ["a", "A"]),
+    ("empty", '  "" ', []),
+]
+
+
+@pytest.mark.parametrize(("query", "terms"), [q[1:] for q in QUERY_TERMS], ids=[q[0] for q in QUERY_TERMS])
+def test_query_terms(query: str, terms: list[str]) -> None:
+    assert store_search.query_terms(query) == terms
+
+
+def test_batch_metadata(mailbox) -> None:
+    user, box = mailbox
+    entries = messages.list_entries(user.id, box.id)
+    body_ids = [e.body_id for e in entries]
+    parsed = store_search.parsed_messages(body_ids)
+    assert [parsed[b].subject for b in body_ids] == [BODIES[u][0] for u in sorted(BODIES)]
+    envelopes = store_search.envelopes([*body_ids, 999_999])
+    assert set(envelopes) == set(body_ids)
+    assert envelopes[body_ids[0]][1] == "Quarterly invoices"
+    assert envelopes[body_ids[0]][2] == [["Sender", None, "billing", "example.com"]]
+    sections = store_search.header_sections(body_ids)
+    raw = raw_message(1)
+    assert sections[body_ids[0]] == raw[: raw.index(b"\r\n\r\n") + 4]
+
+
+def test_header_sections_of_long_and_missing_headers(backend_url: str) -> None:
+    user = accounts.create_user("frank@example.com")
+    box = mailboxes.get_mailbox(user.id, "INBOX")
+    long_header = b"X-Long: " + b"y" * (store_search.HEADER_PREFIX + 10) + b"\r\nSubject: late\r\n\r\nbody\r\n"
+    no_header = b"just a body line\r\n" * 2000
+    only_header = b"Subject: no body"
+    for raw in (long_header, no_header, only_header):
+        messages.append(user.id, box.id, raw)
+    body_ids = [e.body_id for e in messages.list_entries(user.id, box.id)]
+    sections = store_search.header_sections(body_ids)
+    assert sections[body_ids[0]] == long_header[: -len(b"body\r\n")]
+    assert sections[body_ids[1]] == b""
+    assert sections[body_ids[2]] == only_header
+
+
+def test_postgres_fulltext_query_uses_the_gin_index(backend_url: str, mailbox) -> None:
+    if not backend_url.startswith("postgresql"):
+        pytest.skip("the full-text index exists on PostgreSQL only")
+    with db.get_engine().connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                text(f"EXPLAIN SELECT id FROM message_bodies WHERE {store_search.FTS_DOCUMENT} @@ "
+                     "CAST(:q AS tsquery)"),
+                {"q": "'invoic':*"},
+            )
+        )
+    assert "ix_message_bodies_fts" in plan
