@@ -24,6 +24,7 @@ from relate.message import ParsedMessage, parse_message
 from relate.store import events as ev
 from relate.store import filters
 from relate.store.errors import InvalidInput, NotFound
+from relate.store.mailboxes import lock_mailbox
 from relate.store.session import Tx, read, retrying, transaction
 from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import Delivered, EntryInfo, Envelope, MailboxInfo
@@ -395,6 +396,7 @@ def store_flags(
     kw_lower = {k.lower() for k in keywords}
     with transaction() as t:
         box = _owned_box(t, user_id, mailbox_id)
+        lock_mailbox(t, mailbox_id)  # no EXPUNGE or other STORE between our read and our write
         modseq = 0
         changed: list[EntryInfo] = []
         failed: list[int] = []
@@ -445,6 +447,8 @@ def copy(user_id: int, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id:
 def _copy(t: Tx, user_id: int, src_id: int, uids: Sequence[int], dst_id: int, origin: str) -> CopyResult:
     _owned_box(t, user_id, src_id)
     dst = _owned_box(t, user_id, dst_id)
+    for box_id in sorted({src_id, dst_id}):  # one global lock order: no deadlock between copies
+        lock_mailbox(t, box_id)
     sources: list[Entry] = []
     for chunk in _chunks(sorted(set(uids))):
         sources.extend(t.s.scalars(select(Entry).where(Entry.mailbox_id == src_id, Entry.uid.in_(chunk)).order_by(Entry.uid)))
@@ -471,10 +475,13 @@ def _remove(t: Tx, user_id: int, box: Mailbox, uids: list[int], origin: str) -> 
     if not uids:
         return
     modseq = _bump_modseq(t, box.id)
+    ids: list[int] = []
     for chunk in _chunks(uids):
-        t.s.execute(delete(Entry).where(Entry.mailbox_id == box.id, Entry.uid.in_(chunk)))
+        ids.extend(t.s.scalars(delete(Entry).where(Entry.mailbox_id == box.id, Entry.uid.in_(chunk)).returning(Entry.id)))
     t.s.execute(insert(Expunged), [{"mailbox_id": box.id, "uid": u, "modseq": modseq} for u in uids])
-    t.emit(ev.Change(ev.EXPUNGE, user_id, box.id, tuple(uids), modseq, box.name, origin=origin))
+    # The entry ids go along so the API can say which emails went (its ids are entry ids).
+    t.emit(ev.Change(ev.EXPUNGE, user_id, box.id, tuple(uids), modseq, box.name, origin=origin,
+                     extra={"ids": sorted(ids)}))
 
 
 def move(user_id: int, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, *, origin: str = "") -> CopyResult:
@@ -494,6 +501,7 @@ def expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None = None, *,
     exactly `uids`). Returns the removed UIDs in ascending order."""
     with transaction() as t:
         box = _owned_box(t, user_id, mailbox_id)
+        lock_mailbox(t, mailbox_id)
         q = select(Entry.uid).where(Entry.mailbox_id == mailbox_id)
         if only_deleted:
             q = q.where(Entry.deleted.is_(True))

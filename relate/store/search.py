@@ -8,13 +8,11 @@ Invariants:
 - The short columns (subject, sender, recipients) are checked on every entry in scope: they
   are small, and addresses are single lexemes to the text-search parser ("example" is not a
   word of "bob@example.com"), so the index cannot find a part of them.
-- The body text (search_text, up to 256 KiB a message) is narrowed first on PostgreSQL by the
-  GIN index `ix_message_bodies_fts`: the query uses FTS_DOCUMENT, the index's own expression,
-  with the value's plain ASCII words as prefixes, so a word or the start of one is found
-  through the index; the substring check then decides. The index cannot see into the middle
-  of a word or an address: there a body match is found only when the value also holds a
-  plain word that starts a word of the body. A value without any plain ASCII word is checked
-  on every body in scope, as always on SQLite.
+- IMAP matches the body text (search_text, up to 256 KiB a message) by substring over the
+  mailbox in scope, never through the word index (which cannot see into the middle of a
+  word or an address); on PostgreSQL the trigram index on lower(search_text), created where
+  the pg_trgm extension is available, serves that LIKE. The REST API's `q` search is word
+  search and uses the GIN index `ix_message_bodies_fts` through FTS_DOCUMENT.
 - An ASCII value is checked in SQL (lower() LIKE, escaped); IMAP's other values in Python
   with str.casefold on the candidate rows, so their case folding never depends on the
   database's locale. (The REST search stays in SQL for paging: there non-ASCII letters fold
@@ -143,11 +141,10 @@ def fulltext_uids(
         if not needle:
             queries = [scope]
         else:
+            # IMAP SEARCH is substring matching (RFC 9051 §6.4.4): the word index would miss
+            # "voice" inside "invoice", so bodies are matched with LIKE, which PostgreSQL
+            # serves from the trigram index on lower(search_text) where pg_trgm is available.
             body = scope
-            if BODY_COLUMN in columns:
-                tsquery = _tsquery(s, needle)
-                if tsquery is not None:
-                    body = body.where(_fts_condition(tsquery))
             if needle.isascii():
                 queries = [scope.where(_like(short, needle))] if short else []
                 if BODY_COLUMN in columns:

@@ -72,6 +72,8 @@ FULLTEXT = [
     ("body", "%", {4}),
     ("body", "_", {4}),
     ("body", "example.org", {5}),  # inside an e-mail address
+    ("body", "voices", {1}),  # inside a word
+    ("body", "ontact bob", {5}),
     ("body", "shop.example", {4}),
     ("body", "", {1, 2, 3, 4, 5}),
     ("body", "nothing like this", set()),

@@ -1,0 +1,353 @@
+"""The selected mailbox as one session sees it: sequence numbers, UIDs, flags the client knows.
+
+Invariants:
+- `entries[i]` is message sequence number i+1 as the client knows it; UIDs ascend strictly.
+  An entry's `flags` and `modseq` are what this session last told (or is about to tell)
+  the client, never silently newer.
+- The view changes only in `refresh` (reading the store after change events, a poll, or
+  our own mutations) and in `report`, which also produces the responses that tell the
+  client. A message removed from the store stays in `entries` (its number still valid for
+  the client) until `report(allow_expunge=True)`: RFC 9051 §7.5.1 forbids EXPUNGE during
+  FETCH, STORE and SEARCH, so their non-UID forms call report(False).
+- `modseq` is the mailbox HIGHESTMODSEQ up to which store changes are applied. It is read
+  BEFORE the changes themselves, so a change committed in between is seen twice (harmless:
+  applying it again changes nothing), never missed.
+- \\Recent (IMAP4rev1 only) is decided per process by `RecentClaims`: the first read-write
+  session in this process to see a message claims it. RFC 3501 §2.3.2 asks for the first
+  session overall; where that cannot be known the message "SHOULD be considered recent",
+  which is what another process, or this one after a restart, does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+
+from relate import store
+from relate.imapd.fetch import format_flag_list
+from relate.imapd.responses import Bad, untagged
+from relate.imapd.seqset import SequenceSet, format_seqset
+from relate.imapd.state import Enabled
+from relate.store import events
+from relate.store import mailboxes as store_mailboxes
+from relate.store import messages as store_messages
+from relate.store.types import EntryInfo, MailboxInfo
+
+log = logging.getLogger("relate.imapd")
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+def flag_list(flags: Iterable[str], recent: bool = False) -> str:
+    """`(\\Seen \\Recent $Label)` for FETCH and FLAGS responses, ordered as FETCH orders them."""
+    shown = set(flags) | {"\\Recent"} if recent else flags
+    return format_flag_list(shown).decode("utf-8")
+
+
+def keywords_of(flags: Iterable[str]) -> set[str]:
+    return {f for f in flags if not f.startswith("\\")}
+
+
+class RecentClaims:
+    """Which UIDs of a mailbox some read-write session of this process has shown as \\Recent."""
+
+    def __init__(self) -> None:
+        self._claimed: dict[tuple[int, int], int] = {}  # (mailbox id, UIDVALIDITY) -> highest UID claimed
+
+    def recent(self, mailbox: MailboxInfo, uids: Iterable[int], claim: bool) -> set[int]:
+        """The UIDs among `uids` nobody claimed yet; with `claim`, they are now claimed."""
+        key = (mailbox.id, mailbox.uid_validity)
+        floor = self._claimed.get(key, 0)
+        fresh = {uid for uid in uids if uid > floor}
+        if claim and fresh:
+            self._claimed[key] = max(fresh)
+        return fresh
+
+    def clear(self) -> None:
+        self._claimed.clear()
+
+    def count(self, user_id: int, mailbox: MailboxInfo, messages: int) -> int:
+        """STATUS RECENT: how many messages a new session would see as \\Recent."""
+        floor = self._claimed.get((mailbox.id, mailbox.uid_validity))
+        if floor is None:
+            return messages
+        if floor >= mailbox.uid_next - 1:
+            return 0
+        entries = store_messages.list_entries(user_id, mailbox.id)
+        return sum(1 for e in entries if e.uid > floor)
+
+
+recent_claims = RecentClaims()
+
+
+class MailboxGone(Exception):
+    """The selected mailbox was deleted (by this or another session)."""
+
+
+class SelectedMailbox:
+    """One session's view of its selected mailbox; replaced on every SELECT/EXAMINE."""
+
+    def __init__(
+        self,
+        user_id: int,
+        mailbox: MailboxInfo,
+        entries: list[EntryInfo],
+        *,
+        readonly: bool,
+        enabled: Enabled,
+        subscription: events.Subscription,
+    ) -> None:
+        self.user_id = user_id
+        self.mailbox = mailbox  # as read at SELECT (name may change by RENAME; the id never does)
+        self.readonly = readonly  # EXAMINE, or SELECT of a mailbox we may not change
+        self.enabled = enabled  # the session's extensions (shared object, may grow while selected)
+        self.subscription = subscription  # change events for this user, from before the first read
+        self.entries = entries  # sequence order; see the module invariants
+        self.uids = [e.uid for e in entries]  # parallel to entries, for bisect
+        self.modseq = mailbox.highest_modseq  # store changes applied up to here
+        self.expunged: set[int] = set()  # gone from the store, not yet reported to the client
+        self.pending_flags: set[int] = set()  # flags (or modseq) changed, not yet reported
+        self.announced = len(entries)  # the message count the client was last told (EXISTS)
+        self.keywords: set[str] = set()  # keywords announced in the last FLAGS response
+        for e in entries:
+            self.keywords |= keywords_of(e.flags)
+        self.recent: set[int] = set()  # UIDs shown as \Recent to this session
+        if enabled.recent:
+            self.recent = recent_claims.recent(mailbox, self.uids, claim=not readonly)
+        self.saved: list[int] = []  # RFC 5182 search result ($), as UIDs
+        self.dirty = False  # events say the store changed since `modseq`
+        self.resync = False  # the next refresh must re-read the whole mailbox
+        self.gone = False  # the mailbox was deleted
+
+    @classmethod
+    def open(cls, user_id: int, name: str, *, readonly: bool, enabled: Enabled) -> SelectedMailbox:
+        """Subscribe to changes, then read the mailbox (so no change falls in between)."""
+        subscription = store.bus.subscribe(user_id)
+        try:
+            mailbox = store_mailboxes.get_mailbox(user_id, name)
+            entries = store_messages.list_entries(user_id, mailbox.id)
+        except BaseException:
+            subscription.close()
+            raise
+        return cls(user_id, mailbox, entries, readonly=readonly, enabled=enabled, subscription=subscription)
+
+    def close(self) -> None:
+        self.subscription.close()
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def id(self) -> int:
+        return self.mailbox.id
+
+    @property
+    def last_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def index_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i if i < len(self.uids) and self.uids[i] == uid else None
+
+    def flags(self, entry: EntryInfo) -> frozenset[str]:
+        """The flags to show for `entry`, \\Recent included where it applies."""
+        if entry.uid in self.recent:
+            return entry.flags | {"\\Recent"}
+        return entry.flags
+
+    def resolve(self, seqset: SequenceSet, uid: bool) -> list[int]:
+        """Indexes into `entries` named by a sequence set, ascending and distinct.
+
+        Message numbers outside 1..len are a BAD (RFC 9051 §9 seq-number; "*" too when the
+        mailbox is empty); UIDs that name no message are skipped (RFC 9051 §6.4.9). `$` is
+        the saved search result (RFC 5182 §2.1), of which expunged messages drop out.
+        """
+        if seqset.saved:
+            return sorted(i for i in (self.index_of(u) for u in self.saved) if i is not None)
+        if uid:
+            out: list[int] = []
+            for low, high in seqset.resolve(self.last_uid):
+                start = bisect.bisect_left(self.uids, low)
+                stop = bisect.bisect_right(self.uids, high)
+                out.extend(range(start, stop))
+            return out
+        count = len(self.entries)
+        ranges = seqset.resolve(count)
+        if not count or (ranges and ranges[-1][1] > count):
+            raise Bad("invalid message sequence number")
+        return [i for low, high in ranges for i in range(low - 1, high)]
+
+    # -- learning about changes ----------------------------------------------------------
+
+    def take_events(self) -> None:
+        """Drain the change queue; note whether the store changed for this mailbox."""
+        for change in self.subscription.drain():
+            self.note(change)
+
+    def note(self, change: events.Change) -> None:
+        if change.kind == events.RESYNC:
+            self.dirty = self.resync = True
+        elif change.mailbox_id != self.mailbox.id:
+            return
+        elif change.kind == events.MAILBOX_DELETED:
+            self.gone = True
+        elif change.kind == events.MAILBOX_RENAMED:
+            self.mailbox = dataclasses.replace(self.mailbox, name=change.mailbox)
+        elif change.kind in (events.NEW, events.FLAGS, events.EXPUNGE):
+            self.dirty = True
+
+    def poll(self) -> None:
+        """Ask the store directly whether anything changed (NOOP, CHECK, IDLE start)."""
+        try:
+            box = store_mailboxes.get_mailbox_by_id(self.user_id, self.mailbox.id)
+        except store.NotFound:
+            self.gone = True
+            return
+        if box.highest_modseq > self.modseq:
+            self.dirty = True
+
+    def refresh(self) -> None:
+        """Bring the view up to date with the store (if events or a poll said so)."""
+        if self.gone:
+            raise MailboxGone()
+        if not self.dirty:
+            return
+        try:
+            box = store_mailboxes.get_mailbox_by_id(self.user_id, self.mailbox.id)
+        except store.NotFound:
+            self.gone = True
+            raise MailboxGone() from None
+        if self.resync:
+            current = store_messages.list_entries(self.user_id, self.mailbox.id)
+            present = {e.uid for e in current}
+            vanished = [uid for uid in self.uids if uid not in present]
+            changed = current
+        else:
+            changed, vanished = store_messages.changes_since(self.user_id, self.mailbox.id, self.modseq)
+        self.dirty = self.resync = False
+        self.modseq = max(self.modseq, box.highest_modseq, *(e.modseq for e in changed))
+        for uid in vanished:
+            if self.index_of(uid) is not None:
+                self.expunged.add(uid)
+        arrived: list[EntryInfo] = []
+        for entry in changed:
+            index = self.index_of(entry.uid)
+            if index is None:
+                if entry.uid > self.last_uid:
+                    arrived.append(entry)
+                continue
+            self._update(index, entry)
+        if arrived:
+            arrived.sort(key=lambda e: e.uid)
+            self.entries.extend(arrived)
+            self.uids.extend(e.uid for e in arrived)
+            if self.enabled.recent:
+                self.recent |= recent_claims.recent(self.mailbox, (e.uid for e in arrived),
+                                                    claim=not self.readonly)
+
+    def _update(self, index: int, entry: EntryInfo) -> None:
+        known = self.entries[index]
+        if entry.flags == known.flags and entry.modseq == known.modseq:
+            return
+        if entry.flags != known.flags or self.enabled.condstore:
+            self.pending_flags.add(entry.uid)
+        self.entries[index] = entry
+
+    def record(self, changed: Sequence[EntryInfo]) -> None:
+        """Our own flag change, already told to the client by the command itself."""
+        for entry in changed:
+            index = self.index_of(entry.uid)
+            if index is not None:
+                self.entries[index] = entry
+                self.pending_flags.discard(entry.uid)
+
+    def forget(self, uids: Iterable[int]) -> None:
+        """Messages our own command removed (EXPUNGE, MOVE): reported with the others."""
+        for uid in uids:
+            if self.index_of(uid) is not None:
+                self.expunged.add(uid)
+
+    # -- telling the client --------------------------------------------------------------
+
+    def report(self, allow_expunge: bool) -> list[bytes]:
+        """Untagged responses for everything the client has not been told yet.
+
+        Expunges first (when allowed), then new keywords (FLAGS), EXISTS and RECENT, then
+        flag changes, so every number is valid at the point it is sent.
+        """
+        out: list[bytes] = []
+        if allow_expunge and self.expunged:
+            out.extend(self._expunge_responses())
+        if len(self.entries) != self.announced:
+            out.extend(self.keyword_responses(self.entries[self.announced :]))
+            out.append(untagged(f"{len(self.entries)} EXISTS"))
+            if self.enabled.recent and len(self.entries) > self.announced:
+                out.append(untagged(f"{len(self.recent)} RECENT"))
+            self.announced = len(self.entries)
+        if self.pending_flags:
+            pending = sorted(self.pending_flags - self.expunged)
+            self.pending_flags.clear()
+            indexes = [i for i in (self.index_of(uid) for uid in pending) if i is not None]
+            out.extend(self.keyword_responses(self.entries[i] for i in indexes))
+            for i in indexes:
+                # RFC 7162 §3.1: once CONDSTORE is on, unsolicited FETCH carries UID and MODSEQ.
+                condstore = self.enabled.condstore
+                out.append(self.flags_response(i, uid=condstore, modseq=condstore))
+        return out
+
+    def _expunge_responses(self) -> list[bytes]:
+        gone = sorted(self.expunged)
+        self.expunged.clear()
+        indexes = [i for i in (self.index_of(uid) for uid in gone) if i is not None]
+        told = [i for i in indexes if i < self.announced]  # never announced: nothing to take back
+        if not told:
+            out = []
+        elif self.enabled.qresync:
+            out = [untagged(f"VANISHED {format_seqset(self.uids[i] for i in told)}")]  # RFC 7162 §3.2.10
+        else:
+            out = [untagged(f"{i + 1} EXPUNGE") for i in reversed(told)]
+        drop = set(indexes)
+        self.entries = [e for i, e in enumerate(self.entries) if i not in drop]
+        self.uids = [e.uid for e in self.entries]
+        self.recent -= set(gone)
+        self.pending_flags -= set(gone)
+        self.announced -= len(told)
+        return out
+
+    def keyword_responses(self, entries: Iterable[EntryInfo]) -> list[bytes]:
+        """A new FLAGS (and PERMANENTFLAGS) response when a keyword appears (RFC 9051 §7.3.5).
+
+        Called before any response that shows these entries' flags.
+        """
+        fresh: set[str] = set()
+        for entry in entries:
+            fresh |= keywords_of(entry.flags) - self.keywords
+        if not fresh:
+            return []
+        self.keywords |= fresh
+        return self.flag_definitions()
+
+    def flag_definitions(self) -> list[bytes]:
+        """The FLAGS and PERMANENTFLAGS responses of SELECT (RFC 9051 §6.3.2)."""
+        defined = flag_list([*SYSTEM_FLAGS, *self.keywords])
+        permanent = "()" if self.readonly else flag_list([*SYSTEM_FLAGS, *self.keywords])[:-1] + " \\*)"
+        return [
+            untagged(f"FLAGS {defined}"),
+            untagged(f"OK [PERMANENTFLAGS {permanent}] flags the client may change permanently"),
+        ]
+
+    def flags_response(self, index: int, *, uid: bool, modseq: bool, flags: bool = True) -> bytes:
+        """`* n FETCH (FLAGS (...) UID u MODSEQ (m))` for the message at `index`."""
+        entry = self.entries[index]
+        items = []
+        if flags:
+            items.append(f"FLAGS {flag_list(entry.flags, entry.uid in self.recent)}")
+        if uid:
+            items.append(f"UID {entry.uid}")
+        if modseq:
+            items.append(f"MODSEQ ({entry.modseq})")
+        return untagged(f"{index + 1} FETCH ({' '.join(items)})")

@@ -1,0 +1,84 @@
+"""SEARCH in the session: `* SEARCH`, ESEARCH return options, SAVE and `$`, MODSEQ, charsets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.imapd.conftest import Account, ImapServer, RawClient, simple_message
+
+
+@pytest.fixture
+def client(server: ImapServer, account: Account) -> RawClient:
+    for subject in ("alpha", "beta", "gamma", "delta", "epsilon"):
+        account.append(simple_message(subject))
+    client = server.raw(tls=True)
+    client.login(account)
+    client.command("s SELECT INBOX")
+    client.command("s STORE 2,4 +FLAGS (\\Flagged)")
+    client.command("s STORE 3 +FLAGS (\\Deleted)")
+    client.command("s EXPUNGE")  # UIDs 1 2 4 5 are now messages 1 2 3 4
+    return client
+
+
+def lines(reply: list[bytes]) -> list[str]:
+    return [line.decode().rstrip("\r\n") for line in reply]
+
+
+def test_plain_search_imap4rev1(client: RawClient) -> None:
+    assert lines(client.command("a SEARCH FLAGGED")) == ["* SEARCH 2 3", "a OK SEARCH completed"]
+    assert lines(client.command("b UID SEARCH FLAGGED")) == ["* SEARCH 2 4", "b OK UID SEARCH completed"]
+    assert lines(client.command('c SEARCH SUBJECT "nothing"')) == ["* SEARCH", "c OK SEARCH completed"]
+    assert lines(client.command("d SEARCH CHARSET UTF-8 SUBJECT gamma")) == ["* SEARCH", "d OK SEARCH completed"]
+
+
+def test_esearch_return_options(client: RawClient) -> None:
+    assert lines(client.command("a SEARCH RETURN (MIN MAX COUNT ALL) NOT FLAGGED"))[0] == (
+        '* ESEARCH (TAG "a") MIN 1 MAX 4 COUNT 2 ALL 1,4'
+    )
+    assert lines(client.command("b UID SEARCH RETURN () ALL"))[0] == '* ESEARCH (TAG "b") UID ALL 1:2,4:5'
+    assert lines(client.command("c SEARCH RETURN (COUNT) 99"))[0] == '* ESEARCH (TAG "c") COUNT 0'
+    assert lines(client.command("d SEARCH RETURN (MIN) 99"))[0] == '* ESEARCH (TAG "d")'
+
+
+def test_imap4rev2_always_answers_esearch(client: RawClient) -> None:
+    client.command("a ENABLE IMAP4rev2")
+    assert lines(client.command("b SEARCH FLAGGED")) == ['* ESEARCH (TAG "b") ALL 2:3', "b OK SEARCH completed"]
+
+
+def test_save_and_use_the_result(client: RawClient) -> None:
+    assert lines(client.command("a SEARCH RETURN (SAVE) FLAGGED")) == ["a OK SEARCH completed"]
+    reply = lines(client.command("b FETCH $ (UID)"))
+    assert reply[:2] == ["* 2 FETCH (UID 2)", "* 3 FETCH (UID 4)"]
+    assert lines(client.command("c UID SEARCH UID $"))[0] == "* SEARCH 2 4"
+    # SAVE with MIN and MAX only keeps those two (RFC 5182 §2.4).
+    client.command("d SEARCH RETURN (SAVE MIN MAX) ALL")
+    assert lines(client.command("e SEARCH $"))[0] == "* SEARCH 1 4"
+    # Expunged messages drop out of $; a new SELECT empties it.
+    client.command("f STORE 4 +FLAGS.SILENT (\\Deleted)")
+    client.command("g EXPUNGE")
+    assert lines(client.command("h SEARCH $"))[0] == "* SEARCH 1"
+    client.command("i SELECT INBOX")
+    assert lines(client.command("j SEARCH $"))[0] == "* SEARCH"
+
+
+def test_failed_save_empties_the_result(client: RawClient) -> None:
+    client.command("a SEARCH RETURN (SAVE) ALL")
+    assert client.command("b SEARCH RETURN (SAVE) CHARSET KOI8-U SUBJECT x")[-1].startswith(b"b NO [BADCHARSET")
+    assert lines(client.command("c SEARCH $"))[0] == "* SEARCH"
+
+
+def test_modseq_search(client: RawClient) -> None:
+    reply = lines(client.command("a FETCH 2 (MODSEQ)"))
+    assert reply[0].startswith("* OK [HIGHESTMODSEQ ")  # CONDSTORE enabled by this command
+    modseq = int(re.search(r"MODSEQ \((\d+)\)", reply[1]).group(1))  # type: ignore[union-attr]
+    # Messages 2 and 3 were flagged by one STORE: they share the highest MODSEQ.
+    assert lines(client.command(f"b SEARCH MODSEQ {modseq}"))[0] == f"* SEARCH 2 3 (MODSEQ {modseq})"
+    reply = lines(client.command(f"c SEARCH RETURN (MIN) MODSEQ {modseq}"))
+    assert reply[0].startswith('* ESEARCH (TAG "c") MIN 2 MODSEQ ')
+
+
+def test_badcharset_lists_what_works(client: RawClient) -> None:
+    reply = lines(client.command("a SEARCH CHARSET X-UNKNOWN TEXT hi"))
+    assert reply[-1].startswith("a NO [BADCHARSET (UTF-8 US-ASCII")
