@@ -204,6 +204,31 @@ class Connection:
         for chunk in self.read_chunks(n, timeout):
             sink(chunk)
 
+    def read_stream(self, feed: Callable[[bytes], int], done: Callable[[], bool], timeout: float) -> None:
+        """Hand received octets to `feed` until `done()`: for content whose end is found in the
+        stream itself (SMTP DATA), so its length is not known up front.
+
+        `feed(data)` returns how many octets of `data` it took and must take all of them until
+        it is done; what it leaves stays buffered for the next read (commands pipelined after
+        the content). `timeout` bounds each receive, as for read_chunks. Memory stays bounded
+        by one receive.
+        """
+        while not done():
+            if self._buffer:
+                data = self._consume(len(self._buffer))
+            else:
+                data = self._recv(STREAM_CHUNK, time.monotonic() + timeout)
+            taken = feed(data)
+            if taken < len(data):
+                if not done():
+                    raise RuntimeError("feed() left octets unread before it was done")
+                self._buffer = bytearray(data[taken:])
+                self._scanned = 0
+
+    def has_complete_line(self) -> bool:
+        """Whether a whole line is already buffered, so read_line returns without waiting."""
+        return self._buffer.find(b"\n") >= 0
+
     def has_buffered_data(self) -> bool:
         """Whether the client has sent something not yet read, without waiting for it.
 

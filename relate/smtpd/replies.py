@@ -118,6 +118,7 @@ MESSAGE_ACCEPTED = Reply(250, "2.6.0", "Message accepted")  # only after the com
 # --- temporary failures -------------------------------------------------------------------
 STORE_FAILURE = Reply(451, "4.3.0", "Temporary failure storing the message, try again later")
 LOOKUP_FAILURE = Reply(451, "4.3.0", "Temporary failure looking up the recipient, try again later")
+SENDER_LOOKUP_FAILURE = Reply(451, "4.3.0", "Temporary failure checking the sender, try again later")
 INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage, try again later")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")  # RFC 5321 §4.5.3.1.10
 TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available due to temporary reason")  # RFC 3207 §4
@@ -151,6 +152,9 @@ NEED_HELO = Reply(503, "5.5.1", "Send EHLO or HELO first")
 NEED_EHLO_AFTER_TLS = Reply(503, "5.5.1", "Send EHLO again after STARTTLS")  # RFC 3207 §4.2
 NEED_MAIL = Reply(503, "5.5.1", "Need MAIL before RCPT")
 NEED_RCPT = Reply(503, "5.5.1", "Need RCPT before DATA")
+NEED_MAIL_BEFORE_DATA = Reply(503, "5.5.1", "Need MAIL and RCPT before DATA")
+NEED_MAIL_BEFORE_BDAT = Reply(503, "5.5.1", "Need MAIL and RCPT before BDAT")
+NEED_RCPT_BEFORE_BDAT = Reply(503, "5.5.1", "Need RCPT before BDAT")
 NESTED_MAIL = Reply(503, "5.5.1", "MAIL already given; send RSET to start over")
 ALREADY_AUTHENTICATED = Reply(503, "5.5.1", "Already authenticated")  # RFC 4954 §4
 AUTH_IN_TRANSACTION = Reply(503, "5.5.1", "AUTH is not allowed during a mail transaction")  # RFC 4954 §4
