@@ -117,6 +117,11 @@ class Settings:
     max_connections_per_ip: int
     shutdown_grace_seconds: float
     all_in_one: bool = False
+    # The API behind reverse proxies: how many X-Forwarded-* hops to believe (0: none).
+    api_trusted_proxies: int = 0
+    # REST API requests per minute, per client address and per user; 0 turns a limit off.
+    api_rate_limit_per_ip: int = 600
+    api_rate_limit_per_user: int = 1200
 
     @property
     def development(self) -> bool:
@@ -371,4 +376,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
         max_connections_per_ip=r.get_int("Network__MaxConnectionsPerIp", 100, 1),
         shutdown_grace_seconds=r.get_float("Network__ShutdownGraceSeconds", 10.0),
         all_in_one=all_in_one,
+        api_trusted_proxies=r.get_int("Api__TrustedProxies", 0, 0, 10),
+        api_rate_limit_per_ip=r.get_int("Api__RateLimitPerIp", 600, 0),
+        api_rate_limit_per_user=r.get_int("Api__RateLimitPerUser", 1200, 0),
     )

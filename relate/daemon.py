@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from relate import store
+from relate import metrics, store
 from relate.config import ConfigError, Settings, load_settings
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
@@ -42,7 +42,9 @@ def run(protocol: str, listeners: Callable[[Settings], list[Listener]]) -> int:
         return 1
     for name in group.listener_names:
         log.info("%s listening on %s:%d", name, settings.bind_address, group.bound_port(name))
+    metrics.start_flusher()
     group.install_signal_handlers()
     group.serve_forever()
+    metrics.stop_flusher()
     store.close_store()
     return 0

@@ -18,7 +18,7 @@ import gevent
 import gevent.event
 from gevent.pywsgi import WSGIServer
 
-from relate import store
+from relate import metrics, store
 from relate.config import ConfigError, Settings
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
@@ -123,9 +123,6 @@ def summary(settings: Settings, group: ServiceGroup, api_port: int, dev: tuple[s
 
 def serve(settings: Settings) -> int:
     setup_logging(settings.log_level)
-    if settings.development:
-        log.warning("development mode: no Oidc__Authority, the web UI and API act as %s without sign-in",
-                    store.accounts.DEVELOPMENT_USER)
     store.open_store(settings)
     dev = ensure_dev_user(settings)
 
@@ -146,6 +143,7 @@ def serve(settings: Settings) -> int:
         raise ConfigError(f"Api__Port={settings.api_port}: cannot listen on {settings.bind_address}: {exc.strerror}") from None
 
     print(summary(settings, group, api.server_port, dev, missing), flush=True)
+    metrics.start_flusher()
 
     stop = gevent.event.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -154,5 +152,6 @@ def serve(settings: Settings) -> int:
     print("stopping...", file=sys.stderr, flush=True)
     api.stop(timeout=settings.shutdown_grace_seconds)
     group.stop(settings.shutdown_grace_seconds)
+    metrics.stop_flusher()
     store.close_store()
     return 0

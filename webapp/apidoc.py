@@ -14,12 +14,19 @@ Schemas are JSON Schema (the dialect OpenAPI 3.1 uses). Request bodies are objec
 `additionalProperties: false` unless a schema says otherwise, so unknown fields are refused.
 Query parameters are declared as {name: schema} and parsed into `g.query` with their types.
 A bad request is a 400 whose JSON names the field.
+
+Whatever a route declares, input that no store could hold is refused here, before any route
+code runs, so user input never reaches the database as a 500: strings with NUL characters or
+lone surrogates (PostgreSQL and UTF-8 refuse both), integers outside 64 bits, JSON nested
+beyond reason, and `<int:...>` path segments beyond 64 bits (those are 404s: no such thing).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
+import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,12 +34,78 @@ from typing import Any, TypeVar
 from flask import Flask, g, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from werkzeug.routing import IntegerConverter
 
 from webapp.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_JSON_BYTES = 1024 * 1024  # JSON bodies; uploads of mail go through their own routes
+MAX_JSON_DEPTH = 32
+INT64_MAX = 2**63 - 1
+
+
+class Int64Converter(IntegerConverter):
+    """`<int:...>` path segments: up to 18 digits, so always within a database integer. Longer
+    ones do not match the rule at all (a JSON 404), which is also why this is a pattern and
+    not werkzeug's `max`: a value refused after matching confuses its method matching (405)."""
+
+    regex = r"\d{1,18}"
+
+
+def init_app(app: Flask) -> None:
+    """Install the path converters; call before any blueprint is registered."""
+    app.url_map.converters["int"] = Int64Converter
+
+
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text"
+    return None
+
+
+def check_storable(value: Any, path: str = "", depth: int = 0) -> None:
+    """Raise ApiError(400) naming the field of any value no database could store."""
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, f"{path or 'body'}: nested too deeply", field=path or None)
+    if isinstance(value, str):
+        problem = _bad_string(value)
+        if problem:
+            raise ApiError(400, f"{path or 'body'}: {problem}", field=path or None)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ApiError(400, f"{path or 'body'}: number out of range", field=path or None)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ApiError(400, f"{path or 'body'}: must be a finite number", field=path or None)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = _bad_string(key)
+            if problem:
+                raise ApiError(400, f"{path or 'body'}: field names {problem}", field=path or None)
+            check_storable(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_storable(item, f"{path}.{index}" if path else str(index), depth + 1)
+
+
+def closed_objects(schema: Any) -> Any:
+    """A copy of a request schema where every object that lists its properties and says
+    nothing about others refuses unknown fields."""
+    if isinstance(schema, list):
+        return [closed_objects(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: closed_objects(value) for key, value in schema.items()}
+    if "properties" in result and not {"additionalProperties", "patternProperties", "unevaluatedProperties"} & set(result):
+        result["additionalProperties"] = False
+    return result
 
 
 def _field_of(error: ValidationError) -> str:
@@ -73,11 +146,16 @@ def validate(schema: dict[str, Any], value: Any) -> None:
 def read_json_body(schema: dict[str, Any]) -> Any:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise ApiError(413, "request body too large")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(413, "request body too large")
     if not request.is_json:
-        raise ApiError(415 if request.data else 400, "expected a JSON body (Content-Type: application/json)")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "malformed JSON")
+        raise ApiError(415 if raw else 400, "expected a JSON body (Content-Type: application/json)")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "malformed JSON") from None
+    check_storable(data)
     validate(schema, data)
     return data
 
@@ -99,8 +177,13 @@ def _parse_query_value(name: str, raw: str, schema: dict[str, Any]) -> Any:
             return value
         else:
             value = raw
+            problem = _bad_string(raw)
+            if problem:
+                raise ApiError(400, f"{name}: {problem}", field=name)
     except ValueError:
         raise ApiError(400, f"{name}: must be {schema.get('format', kind)}", field=name) from None
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise ApiError(400, f"{name}: number out of range", field=name)
     check = dict(schema)
     check.pop("format", None)
     try:
@@ -123,9 +206,14 @@ def endpoint(
 ) -> Callable[[F], F]:
     """Declare and enforce a route's contract (see the module docstring)."""
 
+    request_schema = closed_objects(copy.deepcopy(body)) if body is not None else None
+
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
+            for name, value in kwargs.items():
+                if isinstance(value, str) and _bad_string(value):
+                    raise ApiError(400, f"{name}: {_bad_string(value)}", field=name)
             if query:
                 unknown = set(request.args) - set(query)
                 if unknown:
@@ -138,13 +226,13 @@ def endpoint(
                 }
             else:
                 g.query = {}
-            if body is not None:
-                g.body = read_json_body(body)
+            if request_schema is not None:
+                g.body = read_json_body(request_schema)
             return view(*args, **kwargs)
 
         wrapped.api_doc = {  # type: ignore[attr-defined]
             "summary": summary,
-            "body": body,
+            "body": request_schema,
             "response": response,
             "query": query or {},
             "status": status,
@@ -213,6 +301,7 @@ def openapi_document(app: Flask, *, title: str = "Relate Mail API", version: str
                 codes |= {413, 415}
             for code in sorted(codes):
                 operation["responses"][str(code)] = error
+            operation["responses"]["414"] = {"description": "request line too long (the HTTP server's limit)"}
             operation["responses"]["429"] = error
             operation["responses"]["503"] = error
             paths.setdefault(path, {})[method.lower()] = operation

@@ -8,6 +8,12 @@ Invariants:
   does. `smtp`, `pop3` and `imap` grant no REST access at all.
 - Development mode (no Oidc__Authority): a request without credentials acts as the
   development user with full rights; credentials that are present are still checked.
+- Routes marked `@public` (discovery, client configuration, sign-in) never look at
+  credentials, so a client that sends some anyway (Outlook's autodiscover sends Basic) is not
+  refused. Everything else is rate-limited after authentication (per address, and per user
+  when there is one) and cookie-authenticated writes must carry the CSRF token.
+- New API keys never get a scope their creator lacks: `Principal.grantable` is what a caller
+  may hand out (a key: its own scopes; a signed-in person: every scope of their account).
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 
-from relate.config import Settings
+from relate.config import API_SCOPES, Settings
 from relate.store import accounts, keys
 from webapp.errors import ApiError
 
 REST_SCOPES = frozenset({"api:read", "api:write", "app"})
 FULL_ACCESS = frozenset({"api:read", "api:write", "app"})
+ACCOUNT_SCOPES = frozenset(API_SCOPES)  # what the account holder (not a key) may grant
+SKIP_PATHS = ("/healthz", "/readyz", "/metrics")
+SKIP_PREFIXES = ("/api/internal/",)  # the daemons' channel checks Internal__ApiKey itself
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +46,7 @@ class Principal:
     method: str  # "development", "api-key", "oidc" or "session"
     is_admin: bool = False
     key_id: int | None = None  # the API key used, if any
+    grantable: frozenset[str] = frozenset()  # scopes this caller may put on a new API key
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "app" in self.scopes
@@ -56,7 +66,14 @@ def _from_api_key(token: str) -> Principal:
     info = keys.verify_key(token)
     if info is None:
         raise ApiError(401, "invalid or revoked API key")
-    return Principal(info.user_id, frozenset(info.scopes) & REST_SCOPES, "api-key", _is_admin(info.user_id), info.id)
+    return Principal(
+        info.user_id,
+        frozenset(info.scopes) & REST_SCOPES,
+        "api-key",
+        _is_admin(info.user_id),
+        info.id,
+        grantable=frozenset(info.scopes),
+    )
 
 
 def authenticate() -> Principal | None:
@@ -74,16 +91,16 @@ def authenticate() -> Principal | None:
             from webapp import oidc
 
             user_id = oidc.user_for_token(settings(), token)
-            return Principal(user_id, FULL_ACCESS, "oidc", _is_admin(user_id))
+            return Principal(user_id, FULL_ACCESS, "oidc", _is_admin(user_id), grantable=ACCOUNT_SCOPES)
         raise ApiError(401, "unsupported Authorization scheme (use Bearer or ApiKey)")
     from webapp import sessions
 
     session_user = sessions.current_user()
     if session_user is not None:
-        return Principal(session_user, FULL_ACCESS, "session", _is_admin(session_user))
+        return Principal(session_user, FULL_ACCESS, "session", _is_admin(session_user), grantable=ACCOUNT_SCOPES)
     if settings().development:
         user = accounts.ensure_development_user()
-        return Principal(user.id, FULL_ACCESS, "development", True)
+        return Principal(user.id, FULL_ACCESS, "development", True, grantable=ACCOUNT_SCOPES)
     return None
 
 
@@ -113,17 +130,27 @@ def require(scope: str) -> Callable[[F], F]:
 
 
 def require_admin(view: F) -> F:
+    """Route decorator: the caller is an administrator and its credential holds api:read for
+    reads and api:write for writes (an smtp-only key of an administrator gets nowhere)."""
+
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         who = principal()
         if not who.is_admin:
             raise ApiError(403, "administrator rights required")
-        if not who.allows("api:write") and request.method not in ("GET", "HEAD"):
-            raise ApiError(403, "this credential lacks the api:write scope")
+        scope = "api:read" if request.method in ("GET", "HEAD") else "api:write"
+        if not who.allows(scope):
+            raise ApiError(403, f"this credential lacks the {scope} scope")
         return view(*args, **kwargs)
 
     wrapped.required_scope = "admin"  # type: ignore[attr-defined]
     return wrapped  # type: ignore[return-value]
+
+
+def public(view: F) -> F:
+    """Route decorator: no credentials are read (discovery, client configuration, sign-in)."""
+    view.public = True  # type: ignore[attr-defined]
+    return view
 
 
 def check_internal_key(header: str | None) -> bool:
@@ -139,9 +166,24 @@ def check_internal_key(header: str | None) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    from webapp import csrf, ratelimit
+
     @app.before_request
     def _authenticate() -> None:
         g.principal = None
-        if request.path.startswith("/api/internal/") or request.path in ("/healthz", "/readyz", "/metrics"):
+        if request.method == "OPTIONS" or request.path in SKIP_PATHS or request.path.startswith(SKIP_PREFIXES):
             return
-        g.principal = authenticate()
+        view = app.view_functions.get(request.endpoint or "")
+        refused: ApiError | None = None
+        if not getattr(view, "public", False):
+            try:
+                g.principal = authenticate()
+            except ApiError as exc:
+                if exc.status != 401:
+                    raise
+                refused = exc  # counted against the client's limit before it is answered
+        ratelimit.check(settings(), g.principal.user_id if g.principal is not None else None)
+        if refused is not None:
+            raise refused
+        if g.principal is not None:
+            csrf.protect(g.principal.method)

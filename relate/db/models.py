@@ -260,3 +260,36 @@ class AuthFailure(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(400), nullable=False)
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False, index=True)
+
+
+class WebSession(Base):
+    """A signed-in web UI session. The cookie holds a random token; only its SHA-256 is kept,
+    so a database leak hands out no sessions, and deleting the row signs out on every replica."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256 of the cookie token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)  # sent back in X-CSRF-Token
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), nullable=False, index=True)
+
+
+class RateLimitCounter(Base):
+    """Requests counted in one fixed window for one key ('ip:<addr>' or 'user:<id>'), shared by
+    every API replica on PostgreSQL."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class MetricCounter(Base):
+    """A cumulative per-protocol counter, summed over every process (relate.metrics flushes)."""
+
+    __tablename__ = "metric_counters"
+    protocol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)

@@ -34,6 +34,7 @@ import gevent.pool
 import gevent.socket
 from gevent.server import StreamServer
 
+from relate import metrics
 from relate.config import ConfigError, Settings
 from relate.protocol import tls
 from relate.protocol.connection import (
@@ -262,8 +263,10 @@ class ServiceGroup:
         else:
             reason, overloaded = "", False
         if reason:
+            metrics.incr(listener.tls_protocol, "connections_refused")
             self._refuse(listener, conn, reason, overloaded)
             return
+        metrics.incr(listener.tls_protocol, "connections")
         self._connections.add(conn)
         self._per_client[key] += 1
         try:
@@ -291,6 +294,7 @@ class ServiceGroup:
             raise
         except Exception:
             conn.log.exception("session failed")
+            metrics.incr(listener.tls_protocol, "sessions_failed")
             outcome = "closed after an internal error"
         finally:
             conn.close()

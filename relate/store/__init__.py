@@ -10,7 +10,7 @@ import logging
 
 from relate import db
 from relate.config import Settings
-from relate.store import accounts, events, filters, health, keys, mailboxes, messages, throttle
+from relate.store import accounts, events, filters, health, keys, mailboxes, messages, ratelimit, throttle
 from relate.store.errors import (
     Conflict,
     Forbidden,
@@ -57,6 +57,7 @@ def open_store(settings: Settings, *, migrate: bool | None = None, pool_size: in
     elif not migrations.is_current(engine):
         raise StoreError("the database schema is not current: run `relate migrate` (or set Database__AutoMigrate=true)")
     bus.configure_postgres(postgres_dsn(settings.database_url))
+    ratelimit.reset()  # in-process counters (SQLite) belong to the database opened here
     if settings.mail_domains:
         accounts.ensure_domains(settings.mail_domains)
 

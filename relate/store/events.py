@@ -29,6 +29,9 @@ CHANNEL = "relate_changes"
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
 DEFAULT_QUEUE_SIZE = 1000
 LISTEN_WAIT = 5.0  # seconds the first subscriber waits for the LISTEN connection
+LISTEN_IDLE_CHECK = 30.0  # seconds without a notification before the listener checks its connection
+# libpq TCP keepalives on the LISTEN connection, so a peer that vanished is noticed
+LISTEN_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 # Event kinds.
 NEW = "new"  # messages added to a mailbox (delivery, APPEND, COPY, MOVE)
@@ -38,6 +41,9 @@ MAILBOX_CREATED = "mailbox-created"
 MAILBOX_RENAMED = "mailbox-renamed"
 MAILBOX_DELETED = "mailbox-deleted"
 MAILBOX_SUBSCRIBED = "mailbox-subscribed"
+KEY_REVOKED = "key-revoked"  # an API key was revoked: extra {"keyId": id}; its sessions end
+NEW_EMAIL_NOTICE = "new-email-notice"  # the API received a daemon's new-email notification:
+#   extra is the email summary; WebSockets that already had it from NEW ignore it
 RESYNC = "resync"  # something may have been missed: re-read state from the store
 
 
@@ -217,7 +223,8 @@ class Bus:
         while True:
             conn = None
             try:
-                conn = psycopg2.connect(self._dsn, connect_timeout=5, application_name="relate-bus")
+                conn = psycopg2.connect(self._dsn, connect_timeout=5, application_name="relate-bus",
+                                        **LISTEN_KEEPALIVES)
                 conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
@@ -227,7 +234,13 @@ class Bus:
                     lost = False
                     self.publish_local([Change(RESYNC, 0)])
                 while True:
-                    wait_read(conn.fileno(), timeout=30)
+                    try:
+                        wait_read(conn.fileno(), timeout=LISTEN_IDLE_CHECK)
+                    except TimeoutError:
+                        # Quiet is not loss: check the connection is alive (a dead one raises
+                        # below) instead of telling every subscriber to resynchronise.
+                        with conn.cursor() as cur:
+                            cur.execute("SELECT 1")
                     conn.poll()
                     batch = []
                     while conn.notifies:

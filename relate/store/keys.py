@@ -20,6 +20,7 @@ from relate.config import API_SCOPES
 from relate.db.models import Address, ApiKey
 from relate.store.accounts import normalise_address
 from relate.store.errors import Forbidden, InvalidInput, NotFound
+from relate.store.events import KEY_REVOKED, Change
 from relate.store.secrets import get_secret
 from relate.store.session import read, transaction
 from relate.store.types import ApiKeyInfo, AuthResult
@@ -122,6 +123,8 @@ def revoke_key(key_id: int, *, user_id: int | None = None) -> ApiKeyInfo:
             raise NotFound("no such key")
         if k.revoked_at is None:
             k.revoked_at = dt.datetime.now(dt.UTC)
+            # Sessions authenticated by this key (WebSockets) end on every replica.
+            t.emit(Change(KEY_REVOKED, k.user_id, extra={"keyId": k.id}))
         return _info(k)
 
 

@@ -1,0 +1,323 @@
+"""API benchmark: a 100,000-message mailbox on PostgreSQL, 20 concurrent clients over real HTTP.
+
+What it does, and stops by itself:
+1. creates a dedicated PostgreSQL database (dropped at the end unless --keep), migrates it,
+   creates one user with an api:read key;
+2. fills the user's INBOX with --messages generated messages (varied senders, subjects and
+   bodies drawn from a Zipf-distributed vocabulary) through relate.store.bulkload;
+3. starts `gunicorn -k gevent webapp.wsgi:app` on 127.0.0.1 (rate limits off);
+4. runs --clients concurrent clients with keep-alive connections, listing a page of 50 (a
+   random page among the first ten of INBOX), then searching (`q` = one word found in 0.2-2%
+   of the messages, all mailboxes); each twice: paced (every client starts a request every
+   --interval seconds; latency counts from when the request was due) and back to back (each
+   client sends the next request as soon as it has the answer: the server's saturation);
+5. prints p50 / p99 / mean latency and throughput of each, and how to reproduce them. The
+   targets (p99 under 50 ms for the list, 150 ms for the search) are judged on the paced runs;
+   the exit status is 1 when one is missed.
+
+Run: .venv/bin/python bench/api_bench.py [--admin-dsn "host=127.0.0.1 port=5432 user=postgres dbname=postgres"]
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import http.client  # noqa: E402
+import itertools  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+import psycopg2  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from relate import store  # noqa: E402
+from relate.config import load_settings  # noqa: E402
+from relate.store import accounts, bulkload, keys, mailboxes  # noqa: E402
+
+DEFAULT_ADMIN_DSN = os.environ.get("RELATE_BENCH_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+VOCABULARY = 6000  # distinct body words
+SENDERS = 800
+SEED = 20261128
+
+
+def word(i: int) -> str:
+    """A pronounceable, distinct word for rank i."""
+    consonants, vowels = "bcdfghklmnprstvz", "aeiou"
+    out = []
+    n = i + 7
+    while True:
+        out.append(consonants[n % 16] + vowels[(n // 16) % 5])
+        n //= 80
+        if n == 0:
+            break
+    return "".join(out) + ("" if i % 3 else "x")
+
+
+WORDS = [word(i) for i in range(VOCABULARY)]
+# Zipf: rank r is drawn with probability proportional to 1/r (cumulative weights for choices()).
+CUMULATIVE = list(itertools.accumulate(1.0 / (r + 1) for r in range(VOCABULARY)))
+SUBJECT_WORDS = 2000
+
+
+def message(i: int, rnd: random.Random, when: dt.datetime) -> bytes:
+    sender = rnd.randrange(SENDERS)
+    subject = " ".join(rnd.choices(WORDS[:SUBJECT_WORDS], cum_weights=CUMULATIVE[:SUBJECT_WORDS],
+                                   k=rnd.randint(3, 8))).capitalize()
+    lines = []
+    for _ in range(rnd.randint(3, 12)):
+        lines.append(" ".join(rnd.choices(WORDS, cum_weights=CUMULATIVE, k=rnd.randint(6, 14))).capitalize() + ".")
+    body = "\r\n".join(lines)
+    return (
+        f"From: Sender {sender} <sender{sender}@example.com>\r\n"
+        "To: Bench User <bench@relate.test>\r\n"
+        f"Subject: {subject}\r\n"
+        f"Date: {when.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\n"
+        f"Message-ID: <bench.{i}.{SEED}@example.com>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+def items(count: int) -> Iterator[bulkload.Item]:
+    rnd = random.Random(SEED)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=count)
+    for i in range(count):
+        when = start + dt.timedelta(minutes=i)
+        flags = ["\\Seen"] if rnd.random() < 0.9 else []
+        yield bulkload.Item(message(i, rnd, when), flags, when, f"sender{i % SENDERS}@example.com")
+
+
+def admin(dsn: str, sql: str) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def url_for(dsn: str, name: str) -> str:
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    auth = parts.get("user", "postgres") + (":" + parts["password"] if parts.get("password") else "")
+    return f"postgresql+psycopg2://{auth}@{parts.get('host', '127.0.0.1')}:{parts.get('port', '5432')}/{name}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load(url: str, count: int) -> str:
+    """Migrate, create the user and fill INBOX; returns an api:read key."""
+    settings = load_settings({"ConnectionStrings__DefaultConnection": url, "Database__AutoMigrate": "true"})
+    store.open_store(settings, migrate=True, pool_size=2)
+    user = accounts.create_user("bench@relate.test", "Bench User")
+    inbox = mailboxes.get_mailbox(user.id, "INBOX")
+    started = time.monotonic()
+    done = 0
+    batch = 1000
+    source = items(count)
+    while done < count:
+        chunk = [next(source) for _ in range(min(batch, count - done))]
+        done += bulkload.append_many(user.id, inbox.id, chunk, batch=batch)
+        rate = done / (time.monotonic() - started)
+        print(f"\r  loaded {done:,}/{count:,} messages ({rate:,.0f}/s)", end="", flush=True)
+    print()
+    _, key = keys.create_key(user.id, "bench", "api:read")
+    store.close_store()
+    return key
+
+
+def new_key(url: str) -> str:
+    settings = load_settings({"ConnectionStrings__DefaultConnection": url, "Database__AutoMigrate": "false"})
+    store.open_store(settings, pool_size=2)
+    user = accounts.find_user("bench@relate.test")
+    if user is None:
+        raise SystemExit("that database has no bench user")
+    _, key = keys.create_key(user.id, "bench", "api:read")
+    store.close_store()
+    return key
+
+
+def vacuum(dsn: str, name: str) -> None:
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    parts["dbname"] = name
+    admin(" ".join(f"{k}={v}" for k, v in parts.items()), "VACUUM ANALYZE")
+
+
+def search_terms(url: str, wanted: int = 20) -> list[str]:
+    """Words found in roughly 0.2% to 2% of the messages (a realistic, selective search)."""
+    parts = url.split("//", 1)[1]
+    auth, rest = parts.split("@", 1)
+    hostport, name = rest.split("/", 1)
+    host, port = hostport.split(":")
+    conn = psycopg2.connect(host=host, port=port, user=auth.split(":")[0], dbname=name)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM entries")
+            total = cur.fetchone()[0]
+            cur.execute(
+                "SELECT word FROM ts_stat($$SELECT to_tsvector('simple', search_text) FROM message_bodies$$) "
+                "WHERE ndoc BETWEEN %s AND %s AND length(word) >= 5 ORDER BY word",
+                (max(1, total // 500), max(2, total // 50)),
+            )
+            found = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    random.Random(SEED).shuffle(found)
+    return found[:wanted]
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ConnectionStrings__DefaultConnection": url,
+        "Database__AutoMigrate": "false",
+        "Api__RateLimitPerIp": "0",
+        "Api__RateLimitPerUser": "0",
+        "Logging__Level": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    cmd = [gunicorn, "-k", "gevent", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+           "--worker-connections", "1000", "--log-level", "warning", "webapp.wsgi:app"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit("gunicorn exited before it was ready")
+        time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("gunicorn did not become ready")
+
+
+def run(port: int, key: str, paths: list[str], clients: int, per_client: int, warmup: int,
+        interval: float | None) -> tuple[list[float], float]:
+    """Latencies (ms) of `clients` x `per_client` requests, and the wall time they took.
+
+    interval None: each client sends its next request as soon as it has the last answer
+    (saturation). Otherwise each client starts one request every `interval` seconds, and a
+    request's latency counts from when it was due, so a slow answer that delays the next
+    request is charged to it too (no coordinated omission)."""
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}", "Connection": "keep-alive"}
+
+    def client(n: int) -> None:
+        rnd = random.Random(n)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        due = time.perf_counter() + (rnd.random() * interval if interval else 0.0)
+        for i in range(warmup + per_client):
+            path = rnd.choice(paths)
+            if interval:
+                gevent.sleep(max(0.0, due - time.perf_counter()))
+            t0 = due if interval else time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            elapsed = (time.perf_counter() - t0) * 1000
+            if response.status != 200:
+                raise SystemExit(f"{path}: HTTP {response.status}: {body[:200]!r}")
+            if i >= warmup:
+                latencies.append(elapsed)
+            if interval:
+                due += interval
+        conn.close()
+
+    started = time.perf_counter()
+    gevent.joinall([gevent.spawn(client, n) for n in range(clients)], raise_error=True)
+    return latencies, time.perf_counter() - started
+
+
+def report(name: str, latencies: list[float], wall: float, target: float) -> bool:
+    ordered = sorted(latencies)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    ok = p99 < target
+    print(f"{name:<44} n={len(ordered):<5} p50={p50:7.1f} ms  p99={p99:7.1f} ms  mean={statistics.mean(ordered):6.1f} ms"
+          f"  {len(ordered) / wall:5.0f} req/s  p99 < {target:.0f} ms: {'met' if ok else 'MISSED'}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--admin-dsn", default=DEFAULT_ADMIN_DSN, help="libpq DSN of a PostgreSQL superuser")
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=150, help="measured requests per client and test")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--interval", type=float, default=0.2,
+                        help="seconds between the starts of one client's requests in the paced runs")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--reuse", metavar="DATABASE", help="run against a database kept by an earlier --keep run")
+    args = parser.parse_args()
+
+    name = args.reuse or f"relate_bench_{uuid.uuid4().hex[:8]}"
+    url = url_for(args.admin_dsn, name)
+    if not args.reuse:
+        admin(args.admin_dsn, f"CREATE DATABASE {name}")
+    server = None
+    try:
+        if args.reuse:
+            key = new_key(url)
+        else:
+            print(f"database {name}: loading {args.messages:,} messages")
+            key = load(url, args.messages)
+            vacuum(args.admin_dsn, name)
+        terms = search_terms(url)
+        port = free_port()
+        server = start_server(url, port, args.workers)
+        pages = [f"/api/emails?mailbox=INBOX&pageSize=50&page={p}" for p in range(1, 11)]
+        searches = [f"/api/emails/search?q={t}&pageSize=50" for t in terms]
+        print(f"{args.clients} clients x {args.requests} requests each, gunicorn -k gevent x {args.workers} workers, "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; search words: {', '.join(terms[:5])}, ...")
+        paced = f"paced, 1 request / {args.interval * 1000:.0f} ms / client"
+        ok = True
+        for label, paths, target in (("list (page of 50)", pages, 50.0), ("full-text search (q)", searches, 150.0)):
+            ok &= report(f"{label}, {paced}", *run(port, key, paths, args.clients, args.requests, 5, args.interval),
+                         target)
+            report(f"{label}, back to back", *run(port, key, paths, args.clients, args.requests, 5, None), target)
+        print(f"reproduce: .venv/bin/python bench/api_bench.py --messages {args.messages} --clients {args.clients} "
+              f"--requests {args.requests} --workers {args.workers} --interval {args.interval}")
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if args.keep or args.reuse:
+            print(f"kept database {name}")
+        else:
+            admin(args.admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

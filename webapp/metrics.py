@@ -1,0 +1,77 @@
+"""GET /metrics: the Prometheus text format (version 0.0.4).
+
+Per-protocol counters (`relate_<protocol>_<name>_total`) are the shared database totals that
+every process flushes into (relate.metrics), plus what this process counted and has not
+flushed yet, so the figure is the whole deployment's whatever replica is scraped.
+`relate_database_up` says whether the totals could be read; when they could not, this
+process's own counts are still served.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from relate import metrics
+from relate.store import StoreError
+from relate.store import metrics as stored
+from webapp.apidoc import endpoint
+
+log = logging.getLogger("relate.webapp.metrics")
+
+bp = Blueprint("metrics", __name__)
+
+PROTOCOL_NAMES = {"smtp": "SMTP", "pop3": "POP3", "imap": "IMAP", "http": "HTTP API"}
+
+
+class _Snapshot:
+    """One scrape's figures as a prometheus_client collector."""
+
+    def __init__(self, totals: dict[tuple[str, str], int], database_up: bool):
+        self.totals = totals
+        self.database_up = database_up
+
+    def collect(self) -> Iterator[Metric]:
+        for (protocol, name), value in sorted(self.totals.items()):
+            label = PROTOCOL_NAMES.get(protocol, protocol)
+            family = CounterMetricFamily(
+                f"relate_{protocol}_{name}", f"{label} {name.replace('_', ' ')}, all processes"
+            )
+            family.add_metric([], value)
+            yield family
+        up = GaugeMetricFamily("relate_database_up", "1 when the shared counters could be read")
+        up.add_metric([], 1 if self.database_up else 0)
+        yield up
+
+
+def snapshot() -> tuple[dict[tuple[str, str], int], bool]:
+    """Deployment-wide totals: the database's plus this process's unflushed counts."""
+    try:
+        totals = stored.totals()
+        up = True
+    except StoreError as exc:
+        log.warning("metric totals unavailable: %s", exc)
+        totals, up = {}, False
+    for key, n in metrics.pending().items():
+        totals[key] = totals.get(key, 0) + n
+    return totals, up
+
+
+@bp.get("/metrics")
+@endpoint(
+    summary="Prometheus metrics: per-protocol counters from every service",
+    response={"type": "string"},
+    content_type="text/plain",
+    tags=["operations"],
+)
+def prometheus_metrics() -> Any:
+    totals, up = snapshot()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(totals, up))
+    return Response(generate_latest(registry), status=200, content_type=CONTENT_TYPE_PLAIN_0_0_4)
