@@ -134,12 +134,15 @@ def verify_key(key: str, scope: str | None = None) -> ApiKeyInfo | None:
     if parts is None:
         return None
     prefix, secret = parts
+    # Hashed before the read: the first hash in a process reads the secret in a transaction of
+    # its own, and many logins each holding a connection while waiting for a second one would
+    # exhaust the pool. Either way the same work is done, found or not.
+    digest = _hash(secret)
     with read() as s:
         k = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         if k is None:
-            _hash(secret)  # same work either way
             return None
-        ok = hmac.compare_digest(bytes(k.secret_hash), _hash(secret))
+        ok = hmac.compare_digest(bytes(k.secret_hash), digest)
         info = _info(k)
     if not ok or info.revoked_at is not None or (scope is not None and scope not in info.scopes):
         return None
