@@ -34,7 +34,14 @@ class UserLock:
         self.held = False
         if self._conn is not None:
             try:
-                self._conn.close()  # closing the session releases its advisory locks
+                # Unlock first: the lock is free when release() returns, not only once the
+                # server has noticed the closed connection.
+                with self._conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s, %s)", (self.kind, self.user_id))
+            except Exception:
+                pass
+            try:
+                self._conn.close()  # closing the session releases its advisory locks anyway
             except Exception:
                 pass
         else:
