@@ -146,6 +146,9 @@ class Mailbox(Base):
     highest_modseq: Mapped[int] = mapped_column(BigInteger, default=1, nullable=False)
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+    # Kept by database triggers on entries (alembic 0003); never written by the store.
+    message_count: Mapped[int] = mapped_column(BigInteger, server_default="0", nullable=False)
+    unseen_count: Mapped[int] = mapped_column(BigInteger, server_default="0", nullable=False)
 
 
 class MessageBody(Base):
