@@ -52,12 +52,12 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 import psycopg2  # noqa: E402
+from common import HOST, free_port, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DOMAIN = "bench.test"
-HOST = "127.0.0.1"
 IMAPTEST = "/tmp/imaptest/src/imaptest"
 LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 
@@ -65,30 +65,10 @@ LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 # --- processes and the database -----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"port {port}: server exited with status {proc.returncode}")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {HOST}:{port}")
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def cpu_seconds(pid: int) -> float:

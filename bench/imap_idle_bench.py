@@ -38,17 +38,15 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
+from common import HOST, free_port, rss_bytes  # noqa: E402
 from imap_bench import (  # noqa: E402
-    HOST,
     Bench,
     Imap,
     cpu_of,
     cpu_seconds,
-    free_port,
     imapd_env,
     percentile,
     raise_nofile,
-    rss_bytes,
 )
 
 RSS_TARGET = 1024**3  # bytes

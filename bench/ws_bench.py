@@ -29,7 +29,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import smtplib  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -43,20 +42,16 @@ import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 import psycopg2  # noqa: E402
 import simple_websocket  # noqa: E402
+from common import HOST, free_port, rss_bytes, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DOMAIN = "bench.test"
-HOST = "127.0.0.1"
 RSS_TARGET = 1024**3  # bytes
 P99_TARGET = 1.0  # seconds
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -72,24 +67,8 @@ def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0
     raise RuntimeError(f"{url} did not answer")
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"port {port}: server exited with status {proc.returncode}")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {HOST}:{port}")
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def cpu_seconds(pid: int) -> float:
