@@ -9,7 +9,6 @@ change event per batch. Each batch is its own transaction.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
@@ -21,7 +20,7 @@ from relate.db.models import Entry, Mailbox, MessageBody
 from relate.message import ParsedMessage, parse_message
 from relate.store import events as ev
 from relate.store.errors import NotFound
-from relate.store.messages import allocate, meta_json, split_flags
+from relate.store.messages import allocate, body_row, split_flags
 from relate.store.session import Tx, transaction
 
 
@@ -31,30 +30,6 @@ class Item:
     flags: list[str] = field(default_factory=list)
     internal_date: dt.datetime | None = None
     envelope_from: str | None = None
-
-
-def _body_row(raw: bytes, parsed: ParsedMessage, now: dt.datetime) -> dict[str, object]:
-    # The same columns messages.deliver/append store for one message.
-    addresses = [parsed.from_addr, *(a for _, a in parsed.to), *(a for _, a in parsed.cc)]
-    names = [n for n, _ in (*parsed.to, *parsed.cc) if n]
-    return {
-        "sha256": hashlib.sha256(raw).hexdigest(),
-        "size": len(raw),
-        "raw": raw,
-        "meta": meta_json(parsed),
-        "message_id": (parsed.message_id or "")[:998] or None,
-        "subject": parsed.subject,
-        "from_address": parsed.from_addr[:320],
-        "from_display": parsed.from_display[:500],
-        "to_text": " ".join([*addresses, *names]),
-        "sent_date": parsed.date,
-        "preview": parsed.preview[:400],
-        "has_attachments": parsed.has_attachments,
-        "attachment_count": len(parsed.attachments),
-        "thread_id": parsed.thread_id[:64],
-        "search_text": parsed.text,
-        "created_at": now,
-    }
 
 
 def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -85,7 +60,7 @@ def _append_batch(t: Tx, user_id: int, mailbox_id: int, chunk: list[Item], parse
     if box is None or box.user_id != user_id:
         raise NotFound("no such mailbox")
     now = dt.datetime.now(dt.UTC)
-    bodies = [_body_row(item.raw, p, now) for item, p in zip(chunk, parsed, strict=True)]
+    bodies = [body_row(item.raw, p, now) for item, p in zip(chunk, parsed, strict=True)]
     dialect = postgresql if t.postgres else sqlite
     unique = list({str(b["sha256"]): b for b in bodies}.values())
     # Core statements on the tables: batched executemany, no ORM bookkeeping per row.

@@ -450,16 +450,12 @@ def _write(
 
 
 def _body_values(item: Item, digest: str, now: dt.datetime) -> tuple[Any, ...]:
-    """The message_bodies row, as messages._store_body writes it."""
+    """The message_bodies row, as messages._store_body writes it (columns in _WRITE's order)."""
     raw, _, parsed = item
-    addresses = [parsed.from_addr, *(a for _, a in parsed.to), *(a for _, a in parsed.cc)]
-    names = [n for n, _ in (*parsed.to, *parsed.cc) if n]
-    return (
-        digest, len(raw), raw, json.dumps(messages.meta_json(parsed)), (parsed.message_id or "")[:998] or None,
-        parsed.subject, parsed.from_addr[:320], parsed.from_display[:500], " ".join([*addresses, *names]),
-        parsed.date, parsed.preview[:400], parsed.has_attachments, len(parsed.attachments),
-        parsed.thread_id[:64], parsed.text, now,
-    )
+    row = messages.body_row(raw, parsed, now)
+    row["sha256"] = digest
+    row["meta"] = json.dumps(row["meta"])
+    return tuple(row.values())
 
 
 def _fill(template: str, **parts: bytes) -> bytes:

@@ -120,33 +120,35 @@ def meta_json(parsed: ParsedMessage) -> dict[str, object]:
     return data
 
 
-def _store_body(t: Tx, raw: bytes, parsed: ParsedMessage) -> int:
-    digest = hashlib.sha256(raw).hexdigest()
+def body_row(raw: bytes, parsed: ParsedMessage, now: dt.datetime) -> dict[str, object]:
+    """The message_bodies row for one message, in column order. The one definition that
+    delivery, APPEND, group commit and bulk loading all store."""
     addresses = [parsed.from_addr, *(a for _, a in parsed.to), *(a for _, a in parsed.cc)]
     names = [n for n, _ in (*parsed.to, *parsed.cc) if n]
-    insert_ignore(
-        t,
-        MessageBody,
-        {
-            "sha256": digest,
-            "size": len(raw),
-            "raw": raw,
-            "meta": meta_json(parsed),
-            "message_id": (parsed.message_id or "")[:998] or None,
-            "subject": parsed.subject,
-            "from_address": parsed.from_addr[:320],
-            "from_display": parsed.from_display[:500],
-            "to_text": " ".join([*addresses, *names]),
-            "sent_date": parsed.date,
-            "preview": parsed.preview[:400],
-            "has_attachments": parsed.has_attachments,
-            "attachment_count": len(parsed.attachments),
-            "thread_id": parsed.thread_id[:64],
-            "search_text": parsed.text,
-            "created_at": dt.datetime.now(dt.UTC),
-        },
-        ["sha256"],
-    )
+    return {
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "size": len(raw),
+        "raw": raw,
+        "meta": meta_json(parsed),
+        "message_id": (parsed.message_id or "")[:998] or None,
+        "subject": parsed.subject,
+        "from_address": parsed.from_addr[:320],
+        "from_display": parsed.from_display[:500],
+        "to_text": " ".join([*addresses, *names]),
+        "sent_date": parsed.date,
+        "preview": parsed.preview[:400],
+        "has_attachments": parsed.has_attachments,
+        "attachment_count": len(parsed.attachments),
+        "thread_id": parsed.thread_id[:64],
+        "search_text": parsed.text,
+        "created_at": now,
+    }
+
+
+def _store_body(t: Tx, raw: bytes, parsed: ParsedMessage) -> int:
+    row = body_row(raw, parsed, dt.datetime.now(dt.UTC))
+    digest = str(row["sha256"])
+    insert_ignore(t, MessageBody, row, ["sha256"])
     q = select(MessageBody.id).where(MessageBody.sha256 == digest)
     if t.postgres:
         q = q.with_for_update(read=True)  # keep a concurrent body GC away until we commit
