@@ -6,18 +6,23 @@ Invariants:
 - On SQLite (the embedded default) calls are short and local; writes are serialised through
   one process-wide gevent lock held by `relate.store.tx`, so a greenlet never blocks the hub
   in SQLite's busy handler waiting for another greenlet of the same process.
-- Connections are checked before use (pool_pre_ping), so a restarted PostgreSQL is recovered
-  from transparently; callers see `TemporaryFailure` only while it is really down.
+- A connection that sat idle in the pool for more than PING_AFTER_IDLE seconds is pinged
+  before use; one in steady use is not (a ping is a round trip on every checkout). A
+  connection that fails mid-use invalidates the whole pool (SQLAlchemy's disconnect
+  handling), so after a PostgreSQL restart at most one unit of work per process sees
+  `TemporaryFailure` before fresh connections are made.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("relate.db")
@@ -25,6 +30,7 @@ log = logging.getLogger("relate.db")
 _engine: Engine | None = None
 _engine_url: str | None = None
 _lock = threading.Lock()
+PING_AFTER_IDLE = 2.0  # seconds a pooled connection may rest before it is pinged on checkout
 
 
 def gevent_wait_callback(conn: Any, timeout: float | None = None) -> None:
@@ -67,6 +73,30 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
+def _install_idle_ping(engine: Engine) -> None:
+    """Ping on checkout only connections that rested in the pool longer than PING_AFTER_IDLE."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["relate_rested_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        rested = record.info.get("relate_rested_at")
+        if rested is None or time.monotonic() - rested < PING_AFTER_IDLE:
+            return  # brand new, or in steady use
+        try:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("SELECT 1")
+            finally:
+                cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:  # any failure means this connection is gone
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+
+
 def create(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     """Create an engine for `url` (already normalised by relate.config)."""
     if url.startswith("sqlite"):
@@ -92,16 +122,17 @@ def create(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
 
         return engine
     make_cooperative()
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size * 4,
-        pool_pre_ping=True,
         pool_recycle=1800,
         pool_timeout=30,
         connect_args={"connect_timeout": 5, "application_name": "relate"},
     )
+    _install_idle_ping(engine)
+    return engine
 
 
 def configure(url: str, **kwargs: Any) -> Engine:
