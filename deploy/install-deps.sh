@@ -14,7 +14,8 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need+=("python3-venv" "python${pyver}-venv")
 fi
 if [ "$mode" = "test" ]; then
-  for pkg in swaks fetchmail getmail6 isync; do
+  # swaks speaks TLS (STARTTLS, --tlsc) only with its recommended Perl TLS modules.
+  for pkg in swaks libnet-ssleay-perl libio-socket-ssl-perl fetchmail getmail6 isync; do
     have "$pkg" || need+=("$pkg")
   done
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
