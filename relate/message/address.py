@@ -212,6 +212,8 @@ class _Parser:
 
 
 def parse_addresses(text: str) -> list[Entry]:
+    if not text:  # an absent field: most of a message's address fields
+        return []
     return _Parser(text).run()
 
 

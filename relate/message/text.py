@@ -24,7 +24,6 @@ from .part import Part
 from .transfer import decode_transfer
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_:.-]{1,40})""", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
 
 
 def part_text(raw: bytes, part: Part) -> str:
@@ -106,12 +105,19 @@ def readable_text(raw: bytes, top: Part) -> tuple[str, str]:
     return _preview(preview), _search_text([p.text for p in pieces])
 
 
+def collapse(text: str) -> str:
+    """Runs of white space as one space, none at either end. str.split() and the regex \\s
+    agree on what white space is (Unicode's), so this is re.sub(r"\\s+", " ", text).strip(),
+    without a match object per word."""
+    return " ".join(text.split())
+
+
 def _preview(text: str) -> str:
-    return _SPACE.sub(" ", text.lstrip()[: PREVIEW_CHARS * 8]).strip()[:PREVIEW_CHARS].rstrip()
+    return collapse(text.lstrip()[: PREVIEW_CHARS * 8])[:PREVIEW_CHARS].rstrip()
 
 
 def _search_text(texts: list[str]) -> str:
-    text = _SPACE.sub(" ", " ".join(texts)).strip()
+    text = collapse(" ".join(texts))
     if len(text) * 4 > TEXT_BYTES:
         text = text[:TEXT_BYTES].encode("utf-8")[:TEXT_BYTES].decode("utf-8", "ignore")
     return text

@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -162,15 +163,22 @@ def _next_line(session: Session) -> bytes | None:
         return None
 
 
+def _log_line(session: Session, line: bytes) -> None:
+    """The client's line at DEBUG, redacted; nothing is computed when DEBUG is off."""
+    log = session.conn.log
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("<- %s", redact(line))
+
+
 def _dispatch(session: Session, line: bytes) -> None:
     conn = session.conn
     try:
         command = parse_command(line)
     except SmtpError as error:
-        conn.log.debug("<- %s", redact(line))
+        _log_line(session, line)
         _refuse(session, error)
         return
-    conn.log.debug("<- %s", redact(line))
+    _log_line(session, line)
     name = command.verb
     if not session.esmtp and name != "QUIT" and conn.has_buffered_data():
         # RFC 2920 §3.1: without PIPELINING the client waits for each reply.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from relate.message import decode_part_body, parse_message, part_text
 from relate.message.htmltext import html_to_text
 from relate.message.limits import PREVIEW_CHARS, TEXT_BYTES
+from relate.message.text import collapse
 
 
 def mp(*parts: bytes, subtype: bytes = b"mixed", boundary: bytes = b"b") -> bytes:
@@ -271,3 +273,14 @@ def test_attachments(raw: bytes, found: list[dict[str, object]], has: bool) -> N
     parsed = parse_message(raw)
     assert parsed.attachments == found
     assert parsed.has_attachments is has
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "a", " a  b\tc\r\n", "\u00a0nbsp\u00a0", "file\x1cgroup\x1frecord", "line\u2028para\u2029",
+     "ideographic\u3000space", "vertical\x0bform\x0cfeed", "zero\u200bwidth is not space", "\x85next line"],
+    ids=["empty", "blank", "word", "ascii", "nbsp", "separators", "unicode-lines", "ideographic", "vt-ff",
+         "zero-width", "nel"],
+)
+def test_collapse_is_the_regular_expression_it_replaces(text: str) -> None:
+    assert collapse(text) == re.sub(r"\s+", " ", text).strip()
