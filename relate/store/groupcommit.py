@@ -4,18 +4,22 @@
 stored for every local recipient (after their filters) and in the sender's Sent, the change
 events go out, and it returns only after the commit — but while a batch is being stored,
 the deliveries that arrive queue up and are stored together in the next one. On PostgreSQL
-that turns a dozen round trips and one WAL flush per message into two round trips and one
+that turns a dozen round trips and one WAL flush per message into one round trip and one
 flush per batch, which is what lets one SMTP process keep up with a busy submission port.
 
-How a batch is stored (PostgreSQL; two round trips on a connection the worker keeps):
-1. one read: the recipients' owners, their filters and every mailbox of the users involved;
-   filters and the choice of mailbox then run here, exactly as `messages.deliver` runs them;
-2. one write statement (its own transaction): the bodies inserted or found by SHA-256
-   (content-addressed, like `_store_body`), then the target mailboxes locked in id order, a
-   UID range and a MODSEQ reserved in each, the entries inserted and their change events
-   NOTIFYed. Being one statement, it commits entries and events together, costs one WAL
-   flush for the whole batch, and holds row locks only while PostgreSQL runs it, never
-   across a round trip to this process.
+How a batch is stored (PostgreSQL; on a connection the worker keeps):
+1. the recipients' owners, their filters and every mailbox of the users involved, from the
+   directory (`_Directory`: what earlier batches read, remembered) or, when any of it is not
+   remembered, from one read; filters and the choice of mailbox then run here, exactly as
+   `messages.deliver` runs them;
+2. one write statement (its own transaction). Its guard first checks, in the statement's own
+   snapshot, that every owner and every user's mailboxes and filters are still the ones the
+   batch was placed with; if not, it stores nothing, and the batch is read afresh and written
+   again. Then the bodies are inserted or found by SHA-256 (content-addressed, like
+   `_store_body`), the target mailboxes locked in id order, a UID range and a MODSEQ reserved
+   in each, the entries inserted and their change events NOTIFYed. Being one statement, it
+   commits entries and events together, costs one WAL flush for the whole batch, and holds
+   row locks only while PostgreSQL runs it, never across a round trip to this process.
 
 Invariants:
 - A caller is answered only after the statement holding its message committed (or with the
@@ -24,7 +28,9 @@ Invariants:
   deadlock with another writer is detected by PostgreSQL and the batch retried). Messages of
   one batch in the same mailbox share its MODSEQ, as several messages appended by one
   command may (RFC 7162 §3).
-- The stored rows and change events are the ones `messages.deliver` would produce.
+- The stored rows and change events are the ones `messages.deliver` would produce, with the
+  owners, filters and mailboxes as they are when the write runs (the guard), never as an
+  earlier batch saw them.
 - If a batch fails for any reason but the database being unavailable, each of its messages
   is retried alone through `messages.deliver`, so one bad message fails alone.
 - Batches are bounded in messages and octets; big messages bypass batching. SQLite (one
@@ -64,6 +70,7 @@ MAX_BATCH_OCTETS = 16 * 1024 * 1024  # raw octets per batch
 SOLO_OCTETS = 1024 * 1024  # messages at least this big are delivered on their own
 RETRIES = 4  # attempts of a batch after a deadlock or serialisation failure
 WORKERS = 2  # batches in flight at once (each uses one database connection)
+MAX_REMEMBERED = 10_000  # addresses (and users) the directory holds before it starts afresh
 
 Item = tuple[bytes, Envelope, ParsedMessage]
 
@@ -229,6 +236,16 @@ class _Placed:
     summary: dict[str, object] = field(default_factory=dict)
 
 
+# What a user's deliveries depend on besides the message: the mailboxes (where filters and
+# the Sent copy file it) and the enabled filters, in the order they run. The read below and
+# the write's guard compute it with this one expression, so equal means unchanged.
+_FINGERPRINT = (
+    "md5(coalesce((SELECT json_agg(json_build_array(m.id, m.name, m.special_use) ORDER BY m.id)::text "
+    "FROM mailboxes m WHERE m.user_id = {user}), '') || '|' || "
+    "coalesce((SELECT json_agg(json_build_array(f.conditions, f.actions) ORDER BY f.position, f.id)::text "
+    "FROM filters f WHERE f.user_id = {user} AND f.enabled), ''))"
+)
+
 _READ = """
 WITH owners AS (
     SELECT a.address, a.user_id FROM addresses a JOIN domains d ON d.name = a.domain
@@ -238,14 +255,20 @@ WITH owners AS (
 )
 SELECT
     (SELECT coalesce(json_agg(json_build_array(address, user_id)), '[]') FROM owners),
-    (SELECT coalesce(json_agg(json_build_array(f.user_id, f.conditions, f.actions)
-                              ORDER BY f.user_id, f.position, f.id), '[]')
-     FROM filters f WHERE f.user_id IN (SELECT user_id FROM users) AND f.enabled),
-    (SELECT coalesce(json_agg(json_build_array(m.id, m.user_id, m.name, m.special_use) ORDER BY m.id), '[]')
-     FROM mailboxes m WHERE m.user_id IN (SELECT user_id FROM users))
+    (SELECT coalesce(json_agg(json_build_array(
+        u.user_id,
+        (SELECT coalesce(json_agg(json_build_array(m.id, m.user_id, m.name, m.special_use) ORDER BY m.id), '[]')
+         FROM mailboxes m WHERE m.user_id = u.user_id),
+        (SELECT coalesce(json_agg(json_build_array(f.conditions, f.actions) ORDER BY f.position, f.id), '[]')
+         FROM filters f WHERE f.user_id = u.user_id AND f.enabled),
+        """ + _FINGERPRINT.format(user="u.user_id") + """
+    )), '[]') FROM users u)
 """
 
-# The whole write of a batch, one statement (so one commit): the bodies are inserted or
+# The whole write of a batch, one statement (so one commit): `guard` checks what the batch
+# was placed with (see _Directory) and, when it no longer holds, nothing below writes a row
+# (no body, no mailbox lock, no entry: the statement returns no rows); `inserted` also
+# writes nothing unless every wanted mailbox was locked. Then the bodies are inserted or
 # found by SHA-256 first (`locked` waits for `bodies` through its InitPlan, so no mailbox row
 # is locked while the bodies are indexed), then the target mailboxes are locked in id order,
 # a UID range and a MODSEQ reserved in each, the entries inserted, and their change events
@@ -253,11 +276,18 @@ SELECT
 # `notes` carries each entry's change event around the values only PostgreSQL knows (uid,
 # modseq, entry id); `full_form` is false when the event had to be cut to fit NOTIFY.
 _WRITE = """
-WITH bodies AS (
+WITH guard (ok) AS (
+    SELECT (SELECT coalesce(string_agg(a.address || ':' || a.user_id, ',' ORDER BY a.address COLLATE "C"), '')
+            FROM addresses a JOIN domains d ON d.name = a.domain
+            WHERE a.address = ANY({addresses}) AND a.confirmed) = {owners}
+       AND NOT EXISTS (SELECT 1 FROM (VALUES {fingerprints}) p (user_id, fingerprint)
+                       WHERE """ + _FINGERPRINT.format(user="p.user_id") + """ <> p.fingerprint)
+),
+bodies AS (
     INSERT INTO message_bodies (sha256, size, raw, meta, message_id, subject, from_address, from_display,
                                 to_text, sent_date, preview, has_attachments, attachment_count, thread_id,
                                 search_text, created_at)
-    VALUES {bodies}
+    SELECT * FROM (VALUES {bodies}) v WHERE (SELECT ok FROM guard)
     ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
     RETURNING id, sha256
 ),
@@ -281,6 +311,7 @@ inserted AS (
     SELECT e.user_id, e.mailbox_id, b.id, a.first_uid + e.position, a.modseq, e.size, e.thread_id,
            {now}, e.envelope_from, e.seen, false, e.flagged, false, false, e.keywords
     FROM new_entries e JOIN alloc a ON a.id = e.mailbox_id JOIN bodies b ON b.sha256 = e.sha256
+    WHERE (SELECT count(*) FROM alloc) = {boxes}
     RETURNING id, mailbox_id, uid, modseq, body_id
 ),
 notes (mailbox_id, position, full_form, p1, p2, p3, p4) AS (VALUES {notes})
@@ -291,7 +322,11 @@ SELECT i.id, i.mailbox_id, i.uid, i.modseq, i.body_id,
 FROM inserted i JOIN alloc a ON a.id = i.mailbox_id
 JOIN notes n ON n.mailbox_id = i.mailbox_id AND n.position = i.uid - a.first_uid
 """
-_BODY_ROW = "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_BODY_ROW = (
+    "(%s::varchar, %s::bigint, %s::bytea, %s::jsonb, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::text,"
+    " %s::timestamptz, %s::varchar, %s::boolean, %s::integer, %s::varchar, %s::text, %s::timestamptz)"
+)
+_FINGERPRINT_ROW = "(%s::integer, %s::text)"
 _WANTED_ROW = "(%s::integer, %s::bigint)"
 _ENTRY_ROW = "(%s::integer, %s::bigint, %s::integer, %s, %s::bigint, %s, %s, %s::boolean, %s::boolean, %s::jsonb)"
 _NOTE_ROW = "(%s::integer, %s::bigint, %s::boolean, %s, %s, %s, %s)"
@@ -307,11 +342,15 @@ def deliver_many(items: list[Item], connection: _Connection | None = None) -> li
     holder = connection or _Connection()
     try:
         conn = holder.get()
-        owners, rules, boxes = _read(conn, items)
-        users_of = [_users(envelope, owners) for _, envelope, _ in items]
-        stored = [i for i, (_, e, _) in enumerate(items) if users_of[i] or e.sender_user_id is not None]
-        placed = _place(items, stored, users_of, rules, boxes)
-        body_ids = _write(conn, items, stored, placed, now)
+        try:
+            users_of, placed, body_ids = _attempt(conn, items, now)
+        except _Stale:  # remembered answers went out of date: read them again
+            _directory.forget(items)
+            try:
+                users_of, placed, body_ids = _attempt(conn, items, now)
+            except _Stale:
+                _directory.forget(items)
+                raise RetryableConflict("owners, mailboxes or filters changing under the batch; retry") from None
     except DBAPIError as error:
         holder.close(invalidate=True)  # in doubt about the connection's state: never reuse it
         if getattr(error.orig, "pgcode", None) in RETRYABLE_PGCODES:
@@ -335,22 +374,94 @@ def deliver_many(items: list[Item], connection: _Connection | None = None) -> li
     return _results(items, users_of, body_ids, placed)
 
 
+def _attempt(conn: Any, items: list[Item], now: dt.datetime) -> tuple[list[list[int]], list[_Placed], dict[int, int]]:
+    view = _directory.view(conn, items)
+    users_of = [_users(envelope, view.owners) for _, envelope, _ in items]
+    stored = [i for i, (_, e, _) in enumerate(items) if users_of[i] or e.sender_user_id is not None]
+    placed = _place(items, stored, users_of, view.rules, view.boxes)
+    return users_of, placed, _write(conn, items, stored, placed, now, view)
+
+
 def _cursor(conn: Any) -> Any:
     return conn.connection.dbapi_connection.cursor()
 
 
-def _read(conn: Any, items: list[Item]) -> tuple[dict[str, int], dict[int, list[Any]], dict[int, list[Any]]]:
-    addresses = sorted({r.lower() for _, envelope, _ in items for r in envelope.recipients})
-    senders = sorted({e.sender_user_id for _, e, _ in items if e.sender_user_id is not None})
-    row = conn.exec_driver_sql(_READ, {"addresses": addresses, "senders": senders}).one()
-    owners = {address: user_id for address, user_id in row[0]}
-    rules: dict[int, list[Any]] = {}
-    for user_id, conditions, actions in row[1]:
-        rules.setdefault(user_id, []).append((conditions, actions))
-    boxes: dict[int, list[Any]] = {}
-    for box_id, user_id, name, special_use in row[2]:
-        boxes.setdefault(user_id, []).append((box_id, user_id, name, special_use))
-    return owners, rules, boxes
+class _Stale(Exception):
+    """The directory's answers no longer held when the batch was written; nothing was filed."""
+
+
+@dataclass
+class _View:
+    """What one batch knows of its recipients and senders (see _Directory)."""
+
+    owners: dict[str, int]  # recipient address (lowercase) -> user id, for the batch's owned addresses
+    rules: dict[int, list[Any]]  # user id -> enabled filters, in order
+    boxes: dict[int, list[Any]]  # user id -> mailbox rows
+    fingerprints: dict[int, str]  # user id -> _FINGERPRINT of the mailboxes and filters above
+
+
+@dataclass
+class _User:
+    boxes: list[Any]
+    rules: list[Any]
+    fingerprint: str
+
+
+class _Directory:
+    """Recipient owners, filters and mailboxes, remembered between batches.
+
+    Remembering is safe because nothing remembered is trusted: the write statement's guard
+    checks, in the snapshot the write itself runs in, that every owner is still the owner and
+    every user's mailboxes and filters are still the ones the batch was placed with
+    (_FINGERPRINT), and files nothing when one is not (_Stale: forgotten, read again,
+    retried). Only owned addresses are remembered; a batch with any address or user not
+    remembered reads them all.
+    """
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._owners: dict[str, int] = {}
+        self._users: dict[int, _User] = {}
+        self.reads = 0  # for tests
+        self.stale = 0  # batches whose remembered answers the guard refused, for tests
+
+    def view(self, conn: Any, items: list[Item]) -> _View:
+        if self._engine is not get_engine() or len(self._owners) + len(self._users) > MAX_REMEMBERED:
+            self._engine, self._owners, self._users = get_engine(), {}, {}
+        addresses = sorted({r.lower() for _, envelope, _ in items for r in envelope.recipients})
+        senders = sorted({e.sender_user_id for _, e, _ in items if e.sender_user_id is not None})
+        owners = {a: self._owners[a] for a in addresses if a in self._owners}
+        users = set(owners.values()) | set(senders)
+        if len(owners) < len(addresses) or not users <= self._users.keys():
+            owners = self._read(conn, addresses, senders)
+            users = set(owners.values()) | set(senders)
+        known = {user_id: self._users[user_id] for user_id in users if user_id in self._users}
+        return _View(
+            owners=owners,
+            rules={user_id: user.rules for user_id, user in known.items()},
+            boxes={user_id: user.boxes for user_id, user in known.items()},
+            fingerprints={user_id: user.fingerprint for user_id, user in known.items()},
+        )
+
+    def forget(self, items: list[Item]) -> None:
+        self.stale += 1
+        for _, envelope, _ in items:
+            for recipient in envelope.recipients:
+                self._users.pop(self._owners.pop(recipient.lower(), -1), None)
+            if envelope.sender_user_id is not None:
+                self._users.pop(envelope.sender_user_id, None)
+
+    def _read(self, conn: Any, addresses: list[str], senders: list[int]) -> dict[str, int]:
+        row = conn.exec_driver_sql(_READ, {"addresses": addresses, "senders": senders}).one()
+        self.reads += 1
+        owners = {address: int(user_id) for address, user_id in row[0]}
+        self._owners.update(owners)
+        for user_id, boxes, rules, fingerprint in row[1]:
+            self._users[int(user_id)] = _User([tuple(box) for box in boxes], [tuple(rule) for rule in rules], fingerprint)
+        return owners
+
+
+_directory = _Directory()
 
 
 def _users(envelope: Envelope, owners: dict[str, int]) -> list[int]:
@@ -395,10 +506,10 @@ def _place(
 
 
 def _write(
-    conn: Any, items: list[Item], stored: list[int], placed: list[_Placed], now: dt.datetime
+    conn: Any, items: list[Item], stored: list[int], placed: list[_Placed], now: dt.datetime, view: _View
 ) -> dict[int, int]:
     """Run the write statement; fills in each entry's uid, modseq, id and summary and returns
-    item index -> body id."""
+    item index -> body id. Raises _Stale when the guard found `view` out of date."""
     if not placed:
         return {}
     cursor = _cursor(conn)
@@ -417,8 +528,17 @@ def _write(
         ))
         for p in placed
     )
+    addresses = sorted({r.lower() for _, envelope, _ in items for r in envelope.recipients})
+    owners = ",".join(f"{a}:{view.owners[a]}" for a in addresses if a in view.owners)
+    users = sorted({p.user_id for p in placed})
     cursor.execute(_fill(
         _WRITE,
+        addresses=cursor.mogrify("%s", (addresses,)),
+        owners=cursor.mogrify("%s", (owners,)),
+        fingerprints=b",".join(
+            cursor.mogrify(_FINGERPRINT_ROW, (user_id, view.fingerprints[user_id])) for user_id in users
+        ),
+        boxes=cursor.mogrify("%s", (len(counts),)),
         bodies=b",".join(bodies[digest] for digest in sorted(bodies)),  # one order for every writer
         wanted=b",".join(cursor.mogrify(_WANTED_ROW, (box_id, n)) for box_id, n in sorted(counts.items())),
         entries=b",".join(entries),
@@ -427,6 +547,8 @@ def _write(
         channel=cursor.mogrify("%s", (CHANNEL,)),
     ))
     rows = cursor.fetchall()  # the statement committed: from here on nothing may fail the batch
+    if not rows:
+        raise _Stale("the batch's owners, mailboxes or filters changed before it was written")
     body_ids: dict[int, int] = {}
     try:
         first: dict[int, int] = {}

@@ -13,6 +13,8 @@ Invariants:
   normalised belongs to nobody, without a query.
 - On SQLite (in-process, no round trips to save) this is `accounts.resolve_recipient`.
 - A database failure reaches every waiting caller as `TemporaryFailure`.
+- The query runs on the kept connection's DBAPI cursor (no SQLAlchemy statement handling per
+  question); a connection that failed is invalidated, never handed back as if healthy.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+import psycopg2
 from sqlalchemy.exc import DBAPIError
 
 from relate.db import get_engine
@@ -102,18 +105,28 @@ class RecipientLookups:
                 if self._conn is None:
                     self._engine = get_engine()
                     self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                rows = self._conn.exec_driver_sql(_QUERY, {"addresses": keys}).all()
+                cursor = self._conn.connection.dbapi_connection.cursor()
+                try:
+                    cursor.execute(_QUERY, {"addresses": keys})
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
                 self.queries += 1
                 return {address: int(user_id) for address, user_id in rows}
-            except DBAPIError as error:
-                self._close()
-                if attempt == 2 or not error.connection_invalidated:
+            except (DBAPIError, psycopg2.Error) as error:
+                self._close(invalidate=True)
+                broken = isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError) or (
+                    isinstance(error, DBAPIError) and error.connection_invalidated
+                )
+                if attempt == 2 or not broken:
                     raise TemporaryFailure("recipient look-up failed") from error
         raise AssertionError("unreachable")
 
-    def _close(self) -> None:
+    def _close(self, *, invalidate: bool = False) -> None:
         if self._conn is not None:
             try:
+                if invalidate:  # its state is in doubt: the pool must not hand it out again
+                    self._conn.invalidate()
                 self._conn.close()
             except Exception:
                 log.debug("closing the look-up connection failed", exc_info=True)

@@ -12,7 +12,17 @@ from relate import db
 from relate.config import Settings
 from relate.db.models import Filter, MessageBody
 from relate.message import parse_message
-from relate.store import Envelope, NotFound, accounts, bus, groupcommit, lookups, mailboxes, messages
+from relate.store import (
+    Delivered,
+    Envelope,
+    NotFound,
+    accounts,
+    bus,
+    groupcommit,
+    lookups,
+    mailboxes,
+    messages,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -216,3 +226,43 @@ def test_lookup_sees_a_change_committed_before_it(people: dict[str, int]) -> Non
     assert finder.resolve("late@example.test") == people["carol"]
     accounts.remove_address("late@example.test")
     assert finder.resolve("late@example.test") is None
+
+
+def test_remembered_owners_mailboxes_and_filters_are_checked_when_written(people: dict[str, int]) -> None:
+    directory = groupcommit._directory
+    accounts.add_address(people["bob"], "bobby@example.test", confirmed=True)
+
+    def deliver(subject: str, to: str = "bob@example.test") -> Delivered:
+        raw = raw_message(subject, to=to)
+        [result] = groupcommit.deliver_many([(raw, Envelope("alice@example.test", (to,), people["alice"], "smtp"),
+                                              parse_message(raw))])
+        return result
+
+    deliver("first")
+    reads, stale = directory.reads, directory.stale
+    deliver("second")  # everything remembered: no read, and the guard lets it through
+    assert (directory.reads, directory.stale) == (reads, stale)
+    # A filter added after the answers were remembered applies to the very next message.
+    mailboxes.create_mailbox(people["bob"], "Later")
+    with db.get_engine().begin() as conn:
+        conn.execute(insert(Filter).values(user_id=people["bob"], name="later", position=5,
+                                           conditions={"subject": "later"}, actions={"moveTo": "Later"}))
+    deliver("later please")
+    assert directory.stale == stale + 1
+    assert [e[5] for e in entries(people["bob"], "Later")] == [raw_message("later please")]
+    # A renamed mailbox: the filter's target name no longer exists, so INBOX gets it.
+    later = mailboxes.get_mailbox(people["bob"], "Later")
+    with db.get_engine().begin() as conn:
+        conn.execute(text("UPDATE mailboxes SET name = 'Elsewhere' WHERE id = :id"), {"id": later.id})
+    deliver("later again")
+    assert raw_message("later again") in [e[5] for e in entries(people["bob"], "INBOX")]
+    # An address moved to another user since it was remembered goes to its new owner.
+    deliver("to bobby", to="bobby@example.test")
+    with db.get_engine().begin() as conn:
+        conn.execute(text("UPDATE addresses SET user_id = :u WHERE address = 'bobby@example.test'"),
+                     {"u": people["bob2"]})
+    result = deliver("to bobby again", to="bobby@example.test")
+    assert result.user_ids == (people["bob2"],)
+    assert [e[5] for e in entries(people["bob2"], "INBOX")] == [raw_message("to bobby again", to="bobby@example.test")]
+    # Every message was filed exactly once, the Sent copies included.
+    assert len(entries(people["alice"], "Sent")) == 6
