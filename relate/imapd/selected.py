@@ -9,9 +9,10 @@ Invariants:
   client. A message removed from the store stays in `entries` (its number still valid for
   the client) until `report(allow_expunge=True)`: RFC 9051 §7.5.1 forbids EXPUNGE during
   FETCH, STORE and SEARCH, so their non-UID forms call report(False).
-- `modseq` is the mailbox HIGHESTMODSEQ up to which store changes are applied. It is read
-  BEFORE the changes themselves, so a change committed in between is seen twice (harmless:
-  applying it again changes nothing), never missed.
+- `modseq` is the mailbox HIGHESTMODSEQ up to which store changes are applied. It is read in
+  the same statement as the changes themselves (one snapshot: nothing committed in between),
+  or, on a full resync, BEFORE them, so a change committed in between is seen twice
+  (harmless: applying it again changes nothing), never missed.
 - \\Recent (IMAP4rev1 only) is decided per process by `RecentClaims`: the first read-write
   session in this process to see a message claims it. RFC 3501 §2.3.2 asks for the first
   session overall; where that cannot be known the message "SHOULD be considered recent",
@@ -201,14 +202,9 @@ class SelectedMailbox:
             self.dirty = True
 
     def poll(self) -> None:
-        """Ask the store directly whether anything changed (NOOP, CHECK, IDLE start)."""
-        try:
-            box = store_mailboxes.get_mailbox_by_id(self.user_id, self.mailbox.id)
-        except store.NotFound:
-            self.gone = True
-            return
-        if box.highest_modseq > self.modseq:
-            self.dirty = True
+        """Ask the store directly whether anything changed (NOOP, CHECK, IDLE start): the next
+        refresh reads the changes, which is one statement whether or not there are any."""
+        self.dirty = True
 
     def refresh(self) -> None:
         """Bring the view up to date with the store (if events or a poll said so)."""
@@ -216,20 +212,25 @@ class SelectedMailbox:
             raise MailboxGone()
         if not self.dirty:
             return
-        try:
-            box = store_mailboxes.get_mailbox_by_id(self.user_id, self.mailbox.id)
-        except store.NotFound:
-            self.gone = True
-            raise MailboxGone() from None
         if self.resync:
+            try:
+                box = store_mailboxes.get_mailbox_by_id(self.user_id, self.mailbox.id)
+            except store.NotFound:
+                self.gone = True
+                raise MailboxGone() from None
             current = store_messages.list_entries(self.user_id, self.mailbox.id)
             present = {e.uid for e in current}
             vanished = [uid for uid in self.uids if uid not in present]
             changed = current
+            highest = box.highest_modseq
         else:
-            changed, vanished = store_messages.changes_since(self.user_id, self.mailbox.id, self.modseq)
+            found = store_messages.mailbox_changes(self.user_id, self.mailbox.id, self.modseq)
+            if found is None:
+                self.gone = True
+                raise MailboxGone()
+            changed, vanished, highest = found.changed, found.vanished, found.highest_modseq
         self.dirty = self.resync = False
-        self.modseq = max(self.modseq, box.highest_modseq, *(e.modseq for e in changed))
+        self.modseq = max(self.modseq, highest, *(e.modseq for e in changed))
         for uid in vanished:
             if self.index_of(uid) is not None:
                 self.expunged.add(uid)

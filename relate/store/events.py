@@ -169,7 +169,9 @@ class Bus:
     """
 
     def __init__(self) -> None:
-        self._subs: set[Subscription] = set()
+        # Subscribers by the user whose changes they want (None: everyone's), so a change is
+        # offered only to its user's subscribers and the catch-all ones, not to every session.
+        self._subs: dict[int | None, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._listener: gevent.Greenlet | None = None
         self._dsn: str | None = None
@@ -188,7 +190,7 @@ class Bus:
     def subscribe(self, user_id: int | None = None, maxsize: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         sub = Subscription(self, user_id, maxsize)
         with self._lock:
-            self._subs.add(sub)
+            self._subs.setdefault(user_id, set()).add(sub)
         if self._dsn is not None and self._listener is None:
             self._listener = gevent.spawn(self._listen_forever)
             # The first subscriber waits (briefly) for LISTEN, so nothing committed after
@@ -198,12 +200,19 @@ class Bus:
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            self._subs.discard(sub)
+            subs = self._subs.get(sub.user_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.user_id]
 
     def publish_local(self, changes: Iterable[Change]) -> None:
-        with self._lock:
-            subs = list(self._subs)
         for change in changes:
+            with self._lock:
+                if change.user_id == 0:  # addressed to everyone (RESYNC)
+                    subs = [sub for group in self._subs.values() for sub in group]
+                else:
+                    subs = [*self._subs.get(change.user_id, ()), *self._subs.get(None, ())]
             for sub in subs:
                 sub.offer(change)
 

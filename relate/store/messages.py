@@ -8,24 +8,54 @@ Invariants:
   once here; FETCH and the API read the stored metadata.
 - Each user's entry is independent: flags, moves and deletes touch only that user's rows.
 - Every mutation emits change events through its transaction (see relate.store.session).
+- STORE, EXPUNGE and APPEND take the mailbox row lock by claiming their MODSEQ (and UIDs)
+  first (`_claim_modseq`), before they read or write any entry, so every writer locks in the
+  same order (mailbox, then entries) and UIDs and MODSEQs still commit in ascending order.
+  Entries are then read and written set-wise (one statement for any number of messages,
+  never row by row). When nothing changed the transaction is rolled back: no MODSEQ is
+  spent, no event is sent.
+- On PostgreSQL these writes and the hot reads (the IMAP view, its changes, message bodies)
+  run on bare psycopg2 cursors (relate.store.session.pg_transaction / pg_read): a write is two
+  messages to the server — "BEGIN; claim; read or write" and "write; NOTIFY; COMMIT" — so the
+  mailbox lock is held across one round trip to this process, not one per statement. The
+  same functions on SQLite run through SQLAlchemy with the same results.
+- A view's changes (`mailbox_changes`) are one statement: the entries changed, the UIDs
+  expunged and the mailbox HIGHESTMODSEQ come from one snapshot in one round trip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 
+from relate.db import get_engine
 from relate.db.models import Address, Domain, Entry, Expunged, Mailbox, MessageBody
 from relate.message import ParsedMessage, parse_message
 from relate.store import events as ev
 from relate.store import filters
 from relate.store.errors import InvalidInput, NotFound
 from relate.store.mailboxes import lock_mailbox
-from relate.store.session import Tx, read, retrying, transaction
+from relate.store.session import PgTx, Tx, pg_read, pg_transaction, read, retrying, transaction
 from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import Delivered, EntryInfo, Envelope, MailboxInfo
 
@@ -91,6 +121,48 @@ def entry_info(e: Entry) -> EntryInfo:
         flags=entry_flags(e),
         thread_id=e.thread_id,
         envelope_from=e.envelope_from,
+    )
+
+
+_ENTRY_COLUMNS = (
+    Entry.id, Entry.mailbox_id, Entry.uid, Entry.modseq, Entry.body_id, Entry.size, Entry.internal_date,
+    Entry.seen, Entry.answered, Entry.flagged, Entry.deleted, Entry.draft, Entry.keywords, Entry.thread_id,
+    Entry.envelope_from,
+)
+_SYSTEM_FLAG_NAMES = tuple(_COLUMN_FLAGS.values())  # in the column order of _ENTRY_COLUMNS[7:12]
+
+
+_ENTRIES = cast(Table, Entry.__table__)
+_PG_ENTRY_COLUMNS = ("id, mailbox_id, uid, modseq, body_id, size, internal_date, seen, answered, flagged, deleted, "
+                     "draft, keywords, thread_id, envelope_from")  # _ENTRY_COLUMNS for bare cursors
+
+
+def bare_cursors() -> bool:
+    """Whether the hot IMAP paths run on bare psycopg2 cursors (PostgreSQL; see relate.store.session)."""
+    return get_engine().dialect.name == "postgresql"
+
+
+def _pg_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A bare cursor's entry row as SQLAlchemy's types would give it: UTC dates, keyword lists."""
+    keywords = row[12]
+    if isinstance(keywords, str):
+        keywords = json.loads(keywords)
+    return (*row[:6], row[6].astimezone(dt.UTC), *row[7:12], keywords, *row[13:])
+
+
+def row_flags(columns: Sequence[bool], keywords: Iterable[str] | None) -> frozenset[str]:
+    """IMAP flags from the five system flag columns (seen, answered, flagged, deleted, draft)
+    and the keywords."""
+    flags = {name for name, on in zip(_SYSTEM_FLAG_NAMES, columns, strict=True) if on}
+    flags.update(keywords or ())
+    return frozenset(flags)
+
+
+def row_info(row: Sequence[Any]) -> EntryInfo:
+    """EntryInfo from a row of _ENTRY_COLUMNS (Core reads: no ORM object per message)."""
+    return EntryInfo(
+        id=row[0], mailbox_id=row[1], uid=row[2], modseq=row[3], body_id=row[4], size=row[5], internal_date=row[6],
+        flags=row_flags(row[7:12], row[12]), thread_id=row[13] or "", envelope_from=row[14],
     )
 
 
@@ -191,7 +263,7 @@ def _insert_entry(
     return entry
 
 
-def summary(entry: Entry, parsed: ParsedMessage) -> dict[str, object]:
+def summary(entry: Entry | EntryInfo, parsed: ParsedMessage) -> dict[str, object]:
     """The small JSON the API and the internal notification carry for a new message."""
     return {
         "id": entry.id,
@@ -286,23 +358,74 @@ def append(
     envelope_from: str | None = None,
 ) -> tuple[MailboxInfo, EntryInfo]:
     """IMAP APPEND / import: add a message to one mailbox. Returns after commit."""
-    from relate.store.mailboxes import _info as mailbox_info
-
     system, keywords = split_flags(flags)
     parsed = parsed or parse_message(raw)
     when = (internal_date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    if bare_cursors():
+        return retrying(lambda: _pg_append(user_id, mailbox_id, raw, system, keywords, when, origin, parsed,
+                                           envelope_from))
     with transaction() as t:
-        box = t.s.get(Mailbox, mailbox_id)
-        if box is None or box.user_id != user_id:
-            raise NotFound("no such mailbox")
-        body_id = _store_body(t, raw, parsed)
-        first, modseq = allocate(t, mailbox_id, 1)
-        entry = _insert_entry(t, user_id, mailbox_id, body_id, len(raw), parsed.thread_id, first, modseq, when, system,
-                              keywords, envelope_from)
-        t.emit(ev.Change(ev.NEW, user_id, mailbox_id, (first,), modseq, box.name, origin=origin,
+        body_id = _store_body(t, raw, parsed)  # before the mailbox lock: the body may be big
+        box = _claim_modseq(t, user_id, mailbox_id, 1)
+        uid, modseq = box.uid_next - 1, box.highest_modseq
+        columns = {col: system.get(col, False) for col in _COLUMN_FLAGS}
+        entry_id = t.s.execute(
+            insert(_ENTRIES).values(
+                envelope_from=envelope_from, user_id=user_id, mailbox_id=mailbox_id, body_id=body_id, uid=uid,
+                modseq=modseq, size=len(raw), thread_id=parsed.thread_id, internal_date=when, keywords=keywords,
+                **columns,
+            ).returning(_ENTRIES.c.id)
+        ).scalar_one()
+        entry = EntryInfo(id=entry_id, mailbox_id=mailbox_id, uid=uid, modseq=modseq, body_id=body_id, size=len(raw),
+                          internal_date=when, flags=row_flags(list(columns.values()), keywords),
+                          thread_id=parsed.thread_id, envelope_from=envelope_from)
+        t.emit(ev.Change(ev.NEW, user_id, mailbox_id, (uid,), modseq, box.name, origin=origin,
                          extra=summary(entry, parsed)))
-        t.s.refresh(box)
-        return mailbox_info(box), entry_info(entry)
+        return box, entry
+
+
+_PG_APPEND = (
+    # One statement: the body (an existing one is locked, not rewritten, which keeps a
+    # concurrent body GC away until we commit), the claim of one UID and a MODSEQ, the entry.
+    "WITH body AS (INSERT INTO message_bodies (sha256, size, raw, meta, message_id, subject, from_address, "
+    "from_display, to_text, sent_date, preview, has_attachments, attachment_count, thread_id, search_text, created_at) "
+    "VALUES (%(sha256)s, %(size)s, %(raw)s, %(meta)s::jsonb, %(message_id)s, %(subject)s, %(from_address)s, "
+    "%(from_display)s, %(to_text)s, %(sent_date)s, %(preview)s, %(has_attachments)s, %(attachment_count)s, "
+    "%(thread_id)s, %(search_text)s, %(created_at)s) "
+    "ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING id), "
+    "box AS ({claim}), "
+    "entry AS (INSERT INTO entries (user_id, mailbox_id, body_id, uid, modseq, size, thread_id, internal_date, "
+    "envelope_from, seen, answered, flagged, deleted, draft, keywords) "
+    "SELECT %(b_user)s, box.id, body.id, box.uid_next - 1, box.highest_modseq, %(size)s, %(thread_id)s, %(when)s, "
+    "%(envelope_from)s, %(seen)s, %(answered)s, %(flagged)s, %(deleted)s, %(draft)s, %(keywords)s::jsonb "
+    "FROM box, body RETURNING id, body_id) "
+    "SELECT box.*, entry.id, entry.body_id FROM box, entry"
+)
+
+
+def _pg_append(user_id: int, mailbox_id: int, raw: bytes, system: dict[str, bool], keywords: list[str],
+               when: dt.datetime, origin: str, parsed: ParsedMessage, envelope_from: str | None,
+               ) -> tuple[MailboxInfo, EntryInfo]:
+    """append() in two messages: the one statement of _PG_APPEND; then NOTIFY and COMMIT."""
+    params: dict[str, Any] = body_row(raw, parsed, dt.datetime.now(dt.UTC))
+    params["meta"] = json.dumps(params["meta"])
+    columns = {col: system.get(col, False) for col in _COLUMN_FLAGS}
+    params.update(columns, b_mailbox=mailbox_id, b_user=user_id, b_uids=1, when=when, envelope_from=envelope_from,
+                  keywords=json.dumps(keywords), thread_id=parsed.thread_id)
+    with pg_transaction() as t:
+        rows = t.query(_PG_APPEND.replace("{claim}", _pg_claim_sql()), params)
+        if not rows:
+            raise NotFound("no such mailbox")
+        row = rows[0]
+        box = MailboxInfo(id=row[0], user_id=row[1], name=row[2], special_use=row[3], uid_validity=row[4],
+                          uid_next=row[5], highest_modseq=row[6], subscribed=bool(row[7]))
+        entry = EntryInfo(id=int(row[8]), mailbox_id=mailbox_id, uid=box.uid_next - 1, modseq=box.highest_modseq,
+                          body_id=int(row[9]), size=len(raw), internal_date=when,
+                          flags=row_flags(list(columns.values()), keywords), thread_id=parsed.thread_id,
+                          envelope_from=envelope_from)
+        t.emit(ev.Change(ev.NEW, user_id, mailbox_id, (entry.uid,), entry.modseq, box.name, origin=origin,
+                         extra=summary(entry, parsed)))
+    return box, entry
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -310,23 +433,28 @@ def append(
 
 def list_entries(user_id: int, mailbox_id: int) -> list[EntryInfo]:
     """Every entry of a mailbox in UID order (the IMAP SELECT view)."""
+    if bare_cursors():
+        with pg_read() as cursor:
+            cursor.execute(f"SELECT {_PG_ENTRY_COLUMNS} FROM entries WHERE mailbox_id = %s AND user_id = %s "
+                           "ORDER BY uid", (mailbox_id, user_id))
+            return [row_info(_pg_row(r)) for r in cursor.fetchall()]
     with read() as s:
-        rows = s.scalars(
-            select(Entry).where(Entry.mailbox_id == mailbox_id, Entry.user_id == user_id).order_by(Entry.uid)
+        rows = s.execute(
+            select(*_ENTRY_COLUMNS).where(Entry.mailbox_id == mailbox_id, Entry.user_id == user_id).order_by(Entry.uid)
         )
-        return [entry_info(e) for e in rows]
+        return [row_info(r) for r in rows]
 
 
 def get_entries(user_id: int, mailbox_id: int, uids: Sequence[int]) -> list[EntryInfo]:
     out: list[EntryInfo] = []
     with read() as s:
         for chunk in _chunks(sorted(set(uids))):
-            rows = s.scalars(
-                select(Entry)
+            rows = s.execute(
+                select(*_ENTRY_COLUMNS)
                 .where(Entry.mailbox_id == mailbox_id, Entry.user_id == user_id, Entry.uid.in_(chunk))
                 .order_by(Entry.uid)
             )
-            out.extend(entry_info(e) for e in rows)
+            out.extend(row_info(r) for r in rows)
     return out
 
 
@@ -339,6 +467,13 @@ def get_entry(user_id: int, entry_id: int) -> EntryInfo:
 
 
 def raw_message(body_id: int) -> bytes:
+    if bare_cursors():
+        with pg_read() as cursor:
+            cursor.execute("SELECT raw FROM message_bodies WHERE id = %s", (body_id,))
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound("no such message body")
+        return bytes(row[0])
     with read() as s:
         raw = s.scalar(select(MessageBody.raw).where(MessageBody.id == body_id))
         if raw is None:
@@ -347,6 +482,13 @@ def raw_message(body_id: int) -> bytes:
 
 
 def parsed_message(body_id: int) -> ParsedMessage:
+    if bare_cursors():
+        with pg_read() as cursor:
+            cursor.execute("SELECT meta::text FROM message_bodies WHERE id = %s", (body_id,))
+            row = cursor.fetchone()
+        if row is None or row[0] is None:
+            raise NotFound("no such message body")
+        return ParsedMessage.from_json(json.loads(row[0]))
     with read() as s:
         meta = s.scalar(select(MessageBody.meta).where(MessageBody.id == body_id))
         if meta is None:
@@ -356,19 +498,86 @@ def parsed_message(body_id: int) -> ParsedMessage:
 
 def changes_since(user_id: int, mailbox_id: int, modseq: int) -> tuple[list[EntryInfo], list[int]]:
     """Entries changed after `modseq` and UIDs expunged after it (RFC 7162 CHANGEDSINCE/VANISHED)."""
+    found = mailbox_changes(user_id, mailbox_id, modseq)
+    if found is None:
+        return [], []
+    return found.changed, found.vanished
+
+
+@dataclass(frozen=True)
+class MailboxChanges:
+    highest_modseq: int  # the mailbox's HIGHESTMODSEQ in the same snapshot as the changes
+    changed: list[EntryInfo]  # entries with a MODSEQ above the one asked, in UID order
+    vanished: list[int]  # UIDs expunged above it, ascending
+
+
+_KIND_MAILBOX, _KIND_ENTRY, _KIND_EXPUNGED = 0, 1, 2
+
+
+def mailbox_changes(user_id: int, mailbox_id: int, modseq: int) -> MailboxChanges | None:
+    """What changed in a mailbox after `modseq`, and its HIGHESTMODSEQ, in one statement (one
+    snapshot, one round trip). None when the mailbox does not exist (or is not the user's)."""
+    if bare_cursors():
+        return _pg_mailbox_changes(user_id, mailbox_id, modseq)
+    blank = [null()] * (len(_ENTRY_COLUMNS) - 4)
+    entries = select(literal(_KIND_ENTRY).label("kind"), *_ENTRY_COLUMNS).where(
+        Entry.mailbox_id == mailbox_id, Entry.user_id == user_id, Entry.modseq > modseq
+    )
+    box = select(literal(_KIND_MAILBOX), null(), null(), null(), Mailbox.highest_modseq, *blank).where(
+        Mailbox.id == mailbox_id, Mailbox.user_id == user_id
+    )
+    gone = select(literal(_KIND_EXPUNGED), null(), null(), Expunged.uid, null(), *blank).where(
+        Expunged.mailbox_id == mailbox_id, Expunged.modseq > modseq
+    )
+    statement: Any = union_all(entries, box, gone)
+    highest: int | None = None
+    changed: list[EntryInfo] = []
+    vanished: list[int] = []
     with read() as s:
-        changed = [
-            entry_info(e)
-            for e in s.scalars(
-                select(Entry)
-                .where(Entry.mailbox_id == mailbox_id, Entry.user_id == user_id, Entry.modseq > modseq)
-                .order_by(Entry.uid)
-            )
-        ]
-        vanished = sorted(
-            s.scalars(select(Expunged.uid).where(Expunged.mailbox_id == mailbox_id, Expunged.modseq > modseq))
-        )
-        return changed, vanished
+        for row in s.execute(statement):
+            kind = row[0]
+            if kind == _KIND_ENTRY:
+                changed.append(row_info(row[1:]))
+            elif kind == _KIND_MAILBOX:
+                highest = int(row[4])
+            else:
+                vanished.append(int(row[3]))
+    if highest is None:
+        return None
+    changed.sort(key=lambda e: e.uid)
+    vanished.sort()
+    return MailboxChanges(highest, changed, vanished)
+
+
+_PG_CHANGES = (
+    f"SELECT 1, {_PG_ENTRY_COLUMNS} FROM entries WHERE mailbox_id = %(m)s AND user_id = %(u)s AND modseq > %(s)s "
+    "UNION ALL SELECT 0, NULL, NULL, NULL, highest_modseq, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "NULL, NULL FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s "
+    "UNION ALL SELECT 2, NULL, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+    "FROM expunged WHERE mailbox_id = %(m)s AND modseq > %(s)s"
+)
+
+
+def _pg_mailbox_changes(user_id: int, mailbox_id: int, modseq: int) -> MailboxChanges | None:
+    with pg_read() as cursor:
+        cursor.execute(_PG_CHANGES, {"m": mailbox_id, "u": user_id, "s": modseq})
+        rows = cursor.fetchall()
+    highest: int | None = None
+    changed: list[EntryInfo] = []
+    vanished: list[int] = []
+    for row in rows:
+        kind = row[0]
+        if kind == _KIND_ENTRY:
+            changed.append(row_info(_pg_row(row[1:])))
+        elif kind == _KIND_MAILBOX:
+            highest = int(row[4])
+        else:
+            vanished.append(int(row[3]))
+    if highest is None:
+        return None
+    changed.sort(key=lambda e: e.uid)
+    vanished.sort()
+    return MailboxChanges(highest, changed, vanished)
 
 
 # -- mutation ------------------------------------------------------------------------------
@@ -379,6 +588,133 @@ def _owned_box(t: Tx, user_id: int, mailbox_id: int) -> Mailbox:
     if box is None or box.user_id != user_id:
         raise NotFound("no such mailbox")
     return box
+
+
+class _NothingChanged(Exception):
+    """Raised inside a transaction to roll it back (and its MODSEQ claim) when it changed nothing."""
+
+
+_CLAIM = (
+    update(Mailbox)
+    .where(Mailbox.id == bindparam("b_mailbox"), Mailbox.user_id == bindparam("b_user"))
+    .values(uid_next=Mailbox.uid_next + bindparam("b_uids"), highest_modseq=Mailbox.highest_modseq + literal_column("1"))
+    .returning(Mailbox.id, Mailbox.user_id, Mailbox.name, Mailbox.special_use, Mailbox.uid_validity,
+               Mailbox.uid_next, Mailbox.highest_modseq, Mailbox.subscribed)
+)
+_claim_sql: list[str] = []  # _CLAIM compiled for PostgreSQL, once
+
+
+def _pg_claim_sql() -> str:
+    """_CLAIM for a bare cursor (pyformat parameters b_mailbox, b_user, b_uids)."""
+    if not _claim_sql:
+        _claim_sql.append(str(_CLAIM.compile(dialect=get_engine().dialect)))
+    return _claim_sql[0]
+
+
+def _claim_modseq(t: Tx | PgTx, user_id: int, mailbox_id: int, uids: int = 0) -> MailboxInfo:
+    """Lock the user's mailbox row by reserving `uids` UIDs and one new MODSEQ (one statement).
+
+    Returns the mailbox as updated: its `highest_modseq` is this transaction's MODSEQ and its
+    UIDs are `uid_next - uids` .. `uid_next - 1`. Every writer takes this lock before it
+    touches entries, so concurrent writers queue here and never deadlock on entry rows.
+    """
+    params = {"b_mailbox": mailbox_id, "b_user": user_id, "b_uids": uids}
+    row: Any
+    if isinstance(t, PgTx):
+        rows = t.query(_pg_claim_sql(), params)
+        row = rows[0] if rows else None
+    else:
+        row = t.s.execute(_CLAIM, params).one_or_none()
+    if row is None:
+        raise NotFound("no such mailbox")
+    return MailboxInfo(id=row[0], user_id=row[1], name=row[2], special_use=row[3], uid_validity=row[4],
+                       uid_next=row[5], highest_modseq=row[6], subscribed=bool(row[7]))
+
+
+def _new_flags(row: Sequence[Any], mode: str, system: dict[str, bool], keywords: list[str],
+               kw_lower: set[str]) -> tuple[tuple[bool, ...], list[str]] | None:
+    """The entry's system flag columns and keywords after the STORE, or None if unchanged."""
+    current = tuple(bool(v) for v in row[7:12])
+    if mode == "set":
+        columns = tuple(system.get(col, False) for col in _COLUMN_FLAGS)
+    elif mode == "add":
+        columns = tuple(cur or system.get(col, False) for cur, col in zip(current, _COLUMN_FLAGS, strict=True))
+    else:
+        columns = tuple(cur and not system.get(col, False) for cur, col in zip(current, _COLUMN_FLAGS, strict=True))
+    current_kw = list(row[12] or [])
+    if mode == "set":
+        new_kw = list(keywords)
+    elif mode == "add":
+        have = {k.lower() for k in current_kw}
+        new_kw = sorted(current_kw + [k for k in keywords if k.lower() not in have], key=str.lower)
+    else:
+        new_kw = [k for k in current_kw if k.lower() not in kw_lower]
+    if columns == current and sorted(new_kw, key=str.lower) == sorted(current_kw, key=str.lower):
+        return None
+    return columns, new_kw
+
+
+_FlagUpdate = tuple[int, tuple[bool, ...], list[str]]  # entry id, system flag columns, keywords
+
+
+@dataclass
+class _FlagPlan:
+    """What one STORE does to the rows it read (in _ENTRY_COLUMNS order)."""
+
+    mode: str
+    system: dict[str, bool]
+    keywords: list[str]
+    unchanged_since: int | None
+    updates: list[_FlagUpdate] = dataclasses.field(default_factory=list)
+    changed: list[EntryInfo] = dataclasses.field(default_factory=list)
+    failed: list[int] = dataclasses.field(default_factory=list)
+
+    def start(self) -> None:
+        """Forget what an earlier attempt planned."""
+        self.updates.clear()
+        self.changed.clear()
+        self.failed.clear()
+
+    def add(self, row: Sequence[Any], modseq: int) -> None:
+        if self.unchanged_since is not None and row[3] > self.unchanged_since:
+            self.failed.append(row[2])
+            return
+        new = _new_flags(row, self.mode, self.system, self.keywords, {k.lower() for k in self.keywords})
+        if new is None:
+            return
+        columns, new_kw = new
+        self.updates.append((row[0], columns, new_kw))
+        self.changed.append(dataclasses.replace(row_info(row), modseq=modseq, flags=row_flags(columns, new_kw)))
+
+
+_PG_WRITE_FLAGS = (
+    "UPDATE entries AS e SET seen = u.seen, answered = u.answered, flagged = u.flagged, deleted = u.deleted, "
+    "draft = u.draft, keywords = CAST(u.keywords AS jsonb), modseq = %(modseq)s "
+    "FROM unnest(%(ids)s, %(seen)s, %(answered)s, %(flagged)s, %(deleted)s, %(draft)s, %(keywords)s) "
+    "AS u(id, seen, answered, flagged, deleted, draft, keywords) WHERE e.id = u.id"
+)
+
+
+def _flag_params(modseq: int, updates: list[_FlagUpdate]) -> dict[str, Any]:
+    params: dict[str, Any] = {"modseq": modseq, "ids": [entry_id for entry_id, _, _ in updates]}
+    for i, col in enumerate(_COLUMN_FLAGS):
+        params[col] = [columns[i] for _, columns, _ in updates]
+    params["keywords"] = [json.dumps(kw) for _, _, kw in updates]
+    return params
+
+
+def _write_flags(t: Tx, modseq: int, updates: list[_FlagUpdate]) -> None:
+    """Set the flags of many entries at once: one statement on PostgreSQL."""
+    if t.postgres:
+        t.s.connection().exec_driver_sql(_PG_WRITE_FLAGS, _flag_params(modseq, updates))
+        return
+    t.s.connection().execute(
+        update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_id")),
+        [
+            {"b_id": entry_id, **dict(zip(_COLUMN_FLAGS, columns, strict=True)), "keywords": kw, "modseq": modseq}
+            for entry_id, columns, kw in updates
+        ],
+    )
 
 
 def store_flags(
@@ -395,50 +731,64 @@ def store_flags(
     if mode not in ("set", "add", "remove"):
         raise InvalidInput(f"bad flag mode {mode}")
     system, keywords = split_flags(flags)
-    kw_lower = {k.lower() for k in keywords}
-    with transaction() as t:
-        box = _owned_box(t, user_id, mailbox_id)
-        lock_mailbox(t, mailbox_id)  # no EXPUNGE or other STORE between our read and our write
-        modseq = 0
-        changed: list[EntryInfo] = []
-        failed: list[int] = []
-        for chunk in _chunks(sorted(set(uids))):
-            rows = list(
-                t.s.scalars(
-                    select(Entry).where(Entry.mailbox_id == mailbox_id, Entry.uid.in_(chunk)).order_by(Entry.uid)
-                )
-            )
-            for e in rows:
-                if unchanged_since is not None and e.modseq > unchanged_since:
-                    failed.append(e.uid)
-                    continue
-                new_cols = {}
-                for col in _COLUMN_FLAGS:
-                    cur = getattr(e, col)
-                    want = system.get(col, False)
-                    new = want if mode == "set" else (cur or want) if mode == "add" else (cur and not want)
-                    if new != cur:
-                        new_cols[col] = new
-                current_kw = list(e.keywords or [])
-                if mode == "set":
-                    new_kw = keywords
-                elif mode == "add":
-                    have = {k.lower() for k in current_kw}
-                    new_kw = sorted(current_kw + [k for k in keywords if k.lower() not in have], key=str.lower)
-                else:
-                    new_kw = [k for k in current_kw if k.lower() not in kw_lower]
-                if not new_cols and sorted(new_kw, key=str.lower) == sorted(current_kw, key=str.lower):
-                    continue
-                if not modseq:
-                    modseq = _bump_modseq(t, mailbox_id)
-                for col, value in new_cols.items():
-                    setattr(e, col, value)
-                e.keywords = list(new_kw)
-                e.modseq = modseq
-                changed.append(entry_info(e))
-        if changed:
-            t.emit(ev.Change(ev.FLAGS, user_id, mailbox_id, tuple(c.uid for c in changed), modseq, box.name, origin=origin))
-    return FlagResult(changed, failed, modseq)
+    wanted = sorted(set(uids))
+    plan = _FlagPlan(mode, system, keywords, unchanged_since)
+    try:
+        if bare_cursors():
+            retrying(lambda: _run_pg(_store_flags_pg, user_id, mailbox_id, wanted, plan, origin))
+        else:
+            with transaction() as t:
+                _store_flags_orm(t, user_id, mailbox_id, wanted, plan, origin)
+    except _NothingChanged:
+        return FlagResult([], plan.failed, 0)
+    return FlagResult(plan.changed, plan.failed, plan.changed[0].modseq)
+
+
+_PG_STORE_READ = (
+    # The claim (row lock and MODSEQ), then, as a second statement with a snapshot taken after
+    # the lock was granted, the entries as they are now.
+    "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = %(m)s AND user_id = %(u)s; "
+    "SELECT m.highest_modseq, m.name, " + ", ".join(f"e.{c.strip()}" for c in _PG_ENTRY_COLUMNS.split(",")) + " "
+    "FROM mailboxes m LEFT JOIN entries e ON e.mailbox_id = m.id AND e.uid = ANY(%(uids)s) "
+    "WHERE m.id = %(m)s AND m.user_id = %(u)s ORDER BY e.uid"
+)
+
+
+def _run_pg(work: Callable[..., None], *args: Any) -> None:
+    with pg_transaction() as t:
+        work(t, *args)
+
+
+def _store_flags_pg(t: PgTx, user_id: int, mailbox_id: int, uids: list[int], plan: _FlagPlan, origin: str) -> None:
+    """Two messages: claim and read; then write, NOTIFY and COMMIT."""
+    plan.start()
+    rows = t.query(_PG_STORE_READ, {"m": mailbox_id, "u": user_id, "uids": uids})
+    if not rows:
+        raise NotFound("no such mailbox")
+    modseq, name = int(rows[0][0]), rows[0][1]
+    for row in rows:
+        if row[2] is not None:
+            plan.add(_pg_row(row[2:]), modseq)
+    if not plan.updates:
+        raise _NothingChanged()
+    t.defer(_PG_WRITE_FLAGS, _flag_params(modseq, plan.updates))
+    t.emit(ev.Change(ev.FLAGS, user_id, mailbox_id, tuple(c.uid for c in plan.changed), modseq, name, origin=origin))
+
+
+def _store_flags_orm(t: Tx, user_id: int, mailbox_id: int, uids: list[int], plan: _FlagPlan, origin: str) -> None:
+    plan.start()
+    box = _claim_modseq(t, user_id, mailbox_id)
+    for chunk in _chunks(uids):
+        rows = t.s.execute(
+            select(*_ENTRY_COLUMNS).where(Entry.mailbox_id == mailbox_id, Entry.uid.in_(chunk)).order_by(Entry.uid)
+        )
+        for row in rows:
+            plan.add(row, box.highest_modseq)
+    if not plan.updates:
+        raise _NothingChanged()
+    _write_flags(t, box.highest_modseq, plan.updates)
+    t.emit(ev.Change(ev.FLAGS, user_id, mailbox_id, tuple(c.uid for c in plan.changed), box.highest_modseq,
+                     box.name, origin=origin))
 
 
 def copy(user_id: int, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, *, origin: str = "") -> CopyResult:
@@ -480,9 +830,15 @@ def _remove(t: Tx, user_id: int, box: Mailbox, uids: list[int], origin: str) -> 
     ids: list[int] = []
     for chunk in _chunks(uids):
         ids.extend(t.s.scalars(delete(Entry).where(Entry.mailbox_id == box.id, Entry.uid.in_(chunk)).returning(Entry.id)))
-    t.s.execute(insert(Expunged), [{"mailbox_id": box.id, "uid": u, "modseq": modseq} for u in uids])
+    _record_expunged(t, user_id, box.id, box.name, uids, ids, modseq, origin)
+
+
+def _record_expunged(t: Tx, user_id: int, mailbox_id: int, name: str, uids: list[int], ids: list[int], modseq: int,
+                     origin: str) -> None:
+    """Remember removed UIDs for VANISHED (RFC 7162 §3.2.10) and announce them."""
+    t.s.execute(insert(Expunged), [{"mailbox_id": mailbox_id, "uid": u, "modseq": modseq} for u in uids])
     # The entry ids go along so the API can say which emails went (its ids are entry ids).
-    t.emit(ev.Change(ev.EXPUNGE, user_id, box.id, tuple(uids), modseq, box.name, origin=origin,
+    t.emit(ev.Change(ev.EXPUNGE, user_id, mailbox_id, tuple(uids), modseq, name, origin=origin,
                      extra={"ids": sorted(ids)}))
 
 
@@ -501,23 +857,63 @@ def expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None = None, *,
             origin: str = "") -> list[int]:
     """Remove messages flagged \\Deleted (optionally only among `uids`; with only_deleted=False,
     exactly `uids`). Returns the removed UIDs in ascending order."""
-    with transaction() as t:
-        box = _owned_box(t, user_id, mailbox_id)
-        lock_mailbox(t, mailbox_id)
-        q = select(Entry.uid).where(Entry.mailbox_id == mailbox_id)
-        if only_deleted:
-            q = q.where(Entry.deleted.is_(True))
-        gone: list[int] = []
-        if uids is None:
-            if not only_deleted:
-                raise InvalidInput("expunging everything needs explicit UIDs")
-            gone = sorted(t.s.scalars(q))
-        else:
-            for chunk in _chunks(sorted(set(uids))):
-                gone.extend(t.s.scalars(q.where(Entry.uid.in_(chunk))))
+    if uids is None and not only_deleted:
+        raise InvalidInput("expunging everything needs explicit UIDs")
+    if bare_cursors():
+        return retrying(lambda: _pg_expunge(user_id, mailbox_id, uids, only_deleted, origin))
+    try:
+        with transaction() as t:
+            box = _claim_modseq(t, user_id, mailbox_id)  # lock, and the MODSEQ of the removal
+            q = delete(Entry).where(Entry.mailbox_id == mailbox_id).returning(Entry.uid, Entry.id)
+            if only_deleted:
+                q = q.where(Entry.deleted.is_(True))
+            gone: list[tuple[int, int]] = []
+            if uids is None:
+                gone = [(r.uid, r.id) for r in t.s.execute(q)]
+            else:
+                for chunk in _chunks(sorted(set(uids))):
+                    gone.extend((r.uid, r.id) for r in t.s.execute(q.where(Entry.uid.in_(chunk))))
+            if not gone:
+                raise _NothingChanged()
             gone.sort()
-        _remove(t, user_id, box, gone, origin)
-        return gone
+            _record_expunged(t, user_id, mailbox_id, box.name, [u for u, _ in gone], [i for _, i in gone],
+                             box.highest_modseq, origin)
+    except _NothingChanged:
+        return []
+    return [u for u, _ in gone]
+
+
+def _pg_expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None, only_deleted: bool,
+                origin: str) -> list[int]:
+    """expunge() in two messages: the claim with one statement that deletes the entries and
+    records their UIDs for VANISHED; then the NOTIFY and the COMMIT."""
+    where = "mailbox_id = %(m)s AND EXISTS (SELECT 1 FROM box)" + (" AND deleted" if only_deleted else "")
+    if uids is not None:
+        where += " AND uid = ANY(%(uids)s)"
+    try:
+        with pg_transaction() as t:
+            rows = t.query(
+                "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = %(m)s AND user_id = %(u)s; "
+                "WITH box AS (SELECT highest_modseq, name FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
+                f"gone AS (DELETE FROM entries WHERE {where} RETURNING id, uid), "
+                "kept AS (INSERT INTO expunged (mailbox_id, uid, modseq) "
+                "SELECT %(m)s, gone.uid, box.highest_modseq FROM gone, box) "
+                "SELECT box.highest_modseq, box.name, gone.uid, gone.id FROM box LEFT JOIN gone ON true "
+                "ORDER BY gone.uid",
+                {"m": mailbox_id, "u": user_id, "uids": sorted(set(uids or ()))},
+            )
+            if not rows:
+                raise NotFound("no such mailbox")
+            modseq, name = int(rows[0][0]), rows[0][1]
+            gone = [(int(uid), int(id_)) for _, _, uid, id_ in rows if uid is not None]
+            if not gone:
+                raise _NothingChanged()
+            removed = [uid for uid, _ in gone]
+            t.emit(ev.Change(ev.EXPUNGE, user_id, mailbox_id, tuple(removed), modseq, name, origin=origin,
+                             extra={"ids": sorted(i for _, i in gone)}))
+    except _NothingChanged:
+        return []
+    return removed
 
 
 def move_all(t: Tx, src: Mailbox, dst: Mailbox) -> None:

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from relate import db
 from relate.db.models import MessageBody
-from relate.store import Envelope, InvalidInput, accounts, events, filters, mailboxes, messages
+from relate.store import Envelope, InvalidInput, NotFound, accounts, events, filters, mailboxes, messages
 from tests.store.helpers import make_message
 
 
@@ -196,3 +196,93 @@ def test_gc_removes_only_orphans(users):
     messages.store_flags(alice.id, inbox(alice).id, [1], "add", ["\\Deleted"])
     messages.expunge(alice.id, inbox(alice).id)
     assert messages.gc_bodies(dt.timedelta(0)) == 1
+
+
+def test_a_store_that_changes_nothing_spends_no_modseq_and_sends_no_event(users):
+    alice, _ = users
+    box = inbox(alice)
+    messages.append(alice.id, box.id, make_message(), ["\\Seen", "work"])
+    before = mailboxes.get_mailbox(alice.id, "INBOX").highest_modseq
+    sub = events.bus.subscribe(alice.id)
+    try:
+        for mode, flags in (("add", ["\\Seen", "WORK"]), ("remove", ["\\Draft"]), ("set", ["\\Seen", "work"])):
+            result = messages.store_flags(alice.id, box.id, [1, 99], mode, flags)
+            assert result.changed == [] and result.failed == [] and result.modseq == 0
+        assert messages.expunge(alice.id, box.id) == []  # nothing \Deleted
+        assert messages.expunge(alice.id, box.id, [1, 99]) == []
+        assert mailboxes.get_mailbox(alice.id, "INBOX").highest_modseq == before
+        assert sub.get(timeout=0.3) is None
+    finally:
+        sub.close()
+
+
+def test_unchangedsince_failures_are_reported_even_when_nothing_else_changes(users):
+    alice, _ = users
+    box = inbox(alice)
+    messages.append(alice.id, box.id, make_message())
+    modseq = messages.list_entries(alice.id, box.id)[0].modseq
+    result = messages.store_flags(alice.id, box.id, [1], "add", ["\\Flagged"], unchanged_since=modseq - 1)
+    assert result.failed == [1] and result.changed == [] and result.modseq == 0
+
+
+def test_one_store_changes_many_messages_with_one_modseq(users):
+    alice, _ = users
+    box = inbox(alice)
+    for i in range(5):
+        messages.append(alice.id, box.id, make_message(f"m{i}"), ["old"] if i % 2 else [])
+    result = messages.store_flags(alice.id, box.id, [1, 2, 3, 4, 5], "add", ["\\Seen", "New"])
+    assert [c.uid for c in result.changed] == [1, 2, 3, 4, 5]
+    assert {c.modseq for c in result.changed} == {result.modseq}
+    stored = messages.list_entries(alice.id, box.id)
+    assert [e.flags for e in stored] == [c.flags for c in result.changed]
+    assert stored[1].flags == {"\\Seen", "New", "old"}
+    assert mailboxes.get_mailbox(alice.id, "INBOX").highest_modseq == result.modseq
+
+
+def test_writes_to_another_users_mailbox_are_not_found(users):
+    alice, bob = users
+    box = inbox(alice)
+    messages.append(alice.id, box.id, make_message())
+    with pytest.raises(NotFound):
+        messages.store_flags(bob.id, box.id, [1], "add", ["\\Deleted"])
+    with pytest.raises(NotFound):
+        messages.expunge(bob.id, box.id, [1], only_deleted=False)
+    with pytest.raises(NotFound):
+        messages.append(bob.id, box.id, make_message("intruder"))
+    assert [e.flags for e in messages.list_entries(alice.id, box.id)] == [frozenset()]
+    assert messages.mailbox_changes(bob.id, box.id, 0) is None
+
+
+def test_mailbox_changes_reads_changes_vanished_and_highest_modseq_together(users):
+    alice, _ = users
+    box = inbox(alice)
+    for i in range(3):
+        messages.append(alice.id, box.id, make_message(f"v{i}"))
+    mark = mailboxes.get_mailbox(alice.id, "INBOX").highest_modseq
+    messages.store_flags(alice.id, box.id, [1], "add", ["\\Deleted", "gone"])
+    messages.store_flags(alice.id, box.id, [3], "add", ["\\Answered"])
+    removed = messages.expunge(alice.id, box.id)
+    assert removed == [1]
+    found = messages.mailbox_changes(alice.id, box.id, mark)
+    assert found is not None
+    assert [(e.uid, e.flags) for e in found.changed] == [(3, {"\\Answered"})]
+    assert found.vanished == [1]
+    assert found.highest_modseq == mailboxes.get_mailbox(alice.id, "INBOX").highest_modseq
+    assert found.changed[0].internal_date.tzinfo is not None
+    everything = messages.mailbox_changes(alice.id, box.id, 0)
+    assert everything is not None and [e.uid for e in everything.changed] == [2, 3]
+
+
+def test_append_returns_what_was_stored(users):
+    alice, _ = users
+    box = inbox(alice)
+    when = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    raw = make_message("stored")
+    info, entry = messages.append(alice.id, box.id, raw, ["\\Draft", "Kw"], when)
+    assert (info.id, info.name, info.uid_next) == (box.id, "INBOX", entry.uid + 1)
+    assert info.highest_modseq == entry.modseq
+    assert messages.list_entries(alice.id, box.id) == [entry]
+    assert messages.raw_message(entry.body_id) == raw
+    # The same content again shares the body.
+    _, again = messages.append(alice.id, box.id, raw)
+    assert again.body_id == entry.body_id and again.uid == entry.uid + 1
