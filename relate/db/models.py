@@ -32,9 +32,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred, mapped_column
 
 # BIGINT primary keys on PostgreSQL; SQLite only auto-increments a plain INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -134,6 +135,19 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
+class Subscription(Base):
+    """One name in a user's subscription list (RFC 9051 §6.3.7, RFC 3501 §6.3.6).
+
+    A name, not a mailbox: it may name a mailbox that does not exist (yet, or any more), and
+    deleting a mailbox leaves it. Stored as the store normalises mailbox names (INBOX
+    upper-cased).
+    """
+
+    __tablename__ = "subscriptions"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(1000), primary_key=True)  # full path, '/' delimiter
+
+
 class Mailbox(Base):
     __tablename__ = "mailboxes"
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_mailboxes_user_name"),)
@@ -144,7 +158,13 @@ class Mailbox(Base):
     uid_validity: Mapped[int] = mapped_column(BigInteger, nullable=False)
     uid_next: Mapped[int] = mapped_column(BigInteger, default=1, nullable=False)
     highest_modseq: Mapped[int] = mapped_column(BigInteger, default=1, nullable=False)
-    subscribed: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # Read-only: whether the user's subscription list names this mailbox (alembic 0005).
+    subscribed: Mapped[bool] = column_property(
+        select(Subscription.name)
+        .where(Subscription.user_id == user_id, Subscription.name == name)
+        .correlate_except(Subscription)
+        .exists()
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
     # Kept by database triggers on entries (alembic 0003); never written by the store.
     message_count: Mapped[int] = mapped_column(BigInteger, server_default="0", nullable=False)

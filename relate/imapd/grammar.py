@@ -14,6 +14,9 @@ Reading (RFC 9051 §4 and §9, RFC 3501 §4 and §9):
 
 Writing: `quote_string`, `format_astring`, `format_mailbox`, `format_flags`, `imap_datetime`.
 Mailbox names: `mutf7_decode` / `mutf7_encode` (RFC 3501 §5.1.3) and INBOX normalisation.
+A printable US-ASCII name that is not valid modified UTF-7 is still a name, not a syntax
+error (RFC 3501 §5.1.3 makes modified UTF-7 a convention): the reader returns it as an
+`UndecodableName`, taken literally, which no command may create.
 """
 
 from __future__ import annotations
@@ -414,7 +417,8 @@ class Reader:
 
     def mailbox(self) -> str:
         """RFC 9051 §9 mailbox, decoded (see decode_mailbox) with INBOX normalised."""
-        return normalise_inbox(self.mailbox_text(self.astring("mailbox name")))
+        name = self.mailbox_text(self.astring("mailbox name"))
+        return name if isinstance(name, UndecodableName) else normalise_inbox(name)
 
     def list_mailbox(self) -> str:
         """RFC 9051 §9 list-mailbox: a LIST/LSUB pattern, wildcards allowed unquoted."""
@@ -426,13 +430,32 @@ class Reader:
         return self.mailbox_text(found.group())
 
     def mailbox_text(self, raw: bytes) -> str:
+        """A mailbox name or pattern as text; an UndecodableName for printable US-ASCII that
+        is not modified UTF-7, BAD for anything else that cannot be decoded."""
         try:
             return decode_mailbox(raw, utf8=self.utf8)
         except ValueError as exc:
+            if not self.utf8 and _PRINTABLE_ASCII.fullmatch(raw):
+                return UndecodableName(raw.decode("ascii"))
             raise self.error(str(exc)) from None
 
 
 # -- mailbox names ----------------------------------------------------------------------
+
+_PRINTABLE_ASCII = re.compile(rb"[\x20-\x7e]*")
+
+
+class UndecodableName(str):
+    """A mailbox name as the client sent it (printable US-ASCII) that is not valid modified
+    UTF-7 (RFC 3501 §5.1.3): a name, not a syntax error.
+
+    It is taken literally: commands look it up as this text (there is normally no such
+    mailbox, so NO [NONEXISTENT]) and as a LIST pattern it matches that text. The server
+    SHOULD NOT create such a name (RFC 3501 §5.1.3), so CREATE, the new name of RENAME and
+    SUBSCRIBE refuse it (NO [CANNOT]). The text is safe to quote in a reply.
+    """
+
+    __slots__ = ()
 
 
 def normalise_inbox(name: str) -> str:

@@ -5,9 +5,11 @@ Invariants:
 - Pure over the view except for reads: keys on the EntryInfo (sequence numbers, UIDs, flags,
   internal date, size, MODSEQ) cost nothing; the others load what they need in batches, only
   for the messages still in question: the stored ENVELOPE for FROM, TO, CC, BCC, SUBJECT and
-  the SENT* dates, the full-text index for BODY and TEXT, raw header sections for HEADER and
-  the header half of TEXT. AND evaluates its cheapest keys first and narrows the candidates
-  for the rest; OR tests its right side only on what its left side did not match.
+  the SENT* dates, the stored body text for BODY and TEXT (substring matching in the
+  database, relate.store.search.fulltext_uids: the trigram index on PostgreSQL, never the
+  word index), raw header sections for HEADER and the header half of TEXT. AND evaluates
+  its cheapest keys first and narrows the candidates for the rest; OR tests its right side
+  only on what its left side did not match.
 - Text keys match case-insensitive substrings (str.casefold) of the header as written and
   of its decoded form (RFC 2047 encoded words, display names): "=?utf-8?q?caf=C3=A9?=" is
   found by "café" and by "caf=C3". An empty value matches every message having the header
@@ -56,7 +58,7 @@ View = Sequence[tuple[int, EntryInfo]]
 
 # Evaluation cost classes: AND runs cheaper children first.
 FREE, INDEX, ENVELOPE, HEADERS = 0, 1, 2, 3
-# Restrict a full-text query to the candidates' UIDs when there are at most this many.
+# Restrict a body-text query to the candidates' UIDs when there are at most this many.
 FTS_UID_LIMIT = 5000
 # Messages whose header sections are held in memory at once.
 HEADER_BATCH = 500

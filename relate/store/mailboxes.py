@@ -6,15 +6,25 @@ Invariants:
 - UIDVALIDITY comes from the user's counter (never smaller than the clock in seconds), so a
   mailbox deleted and created again gets a new, greater value (RFC 9051 §2.3.1.1).
 - A mailbox with children cannot be deleted ([HASCHILDREN]); creating a/b/c creates a and a/b.
+- Subscriptions are a per-user list of names (RFC 9051 §6.3.7), not mailbox state: a name may
+  be subscribed whether or not its mailbox exists, deleting a mailbox leaves its subscription
+  (unless the caller asks otherwise), and renaming one renames the subscriptions of it and
+  the names below it. A mailbox's `subscribed` is read from the list. The store subscribes
+  what it creates unless the caller says otherwise (IMAP CREATE does); parents created for a
+  RENAME are not subscribed.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import case, delete, func, select, text
+from sqlalchemy import case, delete, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from relate.db.models import Entry, Mailbox, User
+from relate.db.models import Entry, Mailbox, Subscription, User
 from relate.store import events as ev
 from relate.store.errors import Conflict, Forbidden, InvalidInput, NotFound
 from relate.store.session import Tx, read, transaction
@@ -23,6 +33,7 @@ from relate.store.types import SPECIAL_MAILBOXES, SPECIAL_USES, MailboxInfo, Mai
 DELIMITER = "/"
 MAX_NAME = 1000
 MAX_DEPTH = 32
+MAX_SUBSCRIPTIONS = 10_000  # names one user may subscribe; SUBSCRIBE may name any mailbox, existing or not
 
 
 def normalise_name(name: str) -> str:
@@ -74,7 +85,6 @@ def _add(t: Tx, user_id: int, name: str, special_use: str | None) -> Mailbox:
         uid_validity=_next_uid_validity(t, user_id),
         uid_next=1,
         highest_modseq=1,
-        subscribed=True,
     )
     t.s.add(box)
     t.s.flush()
@@ -86,6 +96,7 @@ def create_special(t: Tx, user_id: int) -> None:
     """Create INBOX, Sent, Drafts, Trash, Junk and Archive for a new user."""
     for name, use in SPECIAL_MAILBOXES:
         _add(t, user_id, name, use)
+    _subscribe(t, user_id, [name for name, _ in SPECIAL_MAILBOXES])
 
 
 def list_mailboxes(user_id: int) -> list[MailboxInfo]:
@@ -116,8 +127,11 @@ def find_special(user_id: int, use: str) -> MailboxInfo | None:
         return _info(box) if box else None
 
 
-def create_mailbox(user_id: int, name: str, special_use: str | None = None) -> MailboxInfo:
-    """Create `name` and any missing parents. Conflict if it exists."""
+def create_mailbox(user_id: int, name: str, special_use: str | None = None, *, subscribe: bool = True) -> MailboxInfo:
+    """Create `name` and any missing parents. Conflict if it exists.
+
+    subscribe: add what was created to the subscription list (a name already there stays).
+    """
     name = normalise_name(name)
     if special_use is not None and special_use not in SPECIAL_USES:
         raise InvalidInput(f"unsupported special use {special_use}")
@@ -130,11 +144,15 @@ def create_mailbox(user_id: int, name: str, special_use: str | None = None) -> M
         ):
             raise Conflict(f"a mailbox with {special_use} already exists")
         parts = name.split(DELIMITER)
-        for depth in range(1, len(parts)):
-            parent = DELIMITER.join(parts[:depth])
-            if parent not in existing:
-                _add(t, user_id, parent, None)
-        return _info(_add(t, user_id, name, special_use))
+        parents = [DELIMITER.join(parts[:depth]) for depth in range(1, len(parts))]
+        created = [parent for parent in parents if parent not in existing]
+        for parent in created:
+            _add(t, user_id, parent, None)
+        box = _add(t, user_id, name, special_use)
+        if subscribe:
+            _subscribe(t, user_id, [*created, name])
+            t.s.flush()
+        return _info(box)
 
 
 def _children(t: Tx, user_id: int, name: str) -> list[Mailbox]:
@@ -145,7 +163,9 @@ def _children(t: Tx, user_id: int, name: str) -> list[Mailbox]:
     ]
 
 
-def delete_mailbox(user_id: int, name: str) -> None:
+def delete_mailbox(user_id: int, name: str, *, unsubscribe: bool = False) -> None:
+    """Delete a mailbox and its entries. Its subscription stays (RFC 9051 §6.3.7) unless
+    `unsubscribe` (the REST API, where the subscription is a property of the mailbox)."""
     name = normalise_name(name)
     if name == "INBOX":
         raise Forbidden("INBOX cannot be deleted")
@@ -157,6 +177,8 @@ def delete_mailbox(user_id: int, name: str) -> None:
             raise Conflict(f"mailbox {name} has child mailboxes")  # RFC 9051 [HASCHILDREN]
         t.s.execute(delete(Entry).where(Entry.mailbox_id == box.id))
         t.s.delete(box)
+        if unsubscribe:
+            t.s.execute(delete(Subscription).where(Subscription.user_id == user_id, Subscription.name == name))
         t.emit(ev.Change(ev.MAILBOX_DELETED, user_id, box.id, mailbox=name))
 
 
@@ -187,7 +209,11 @@ def rename_mailbox(user_id: int, old: str, new: str) -> MailboxInfo:
 
             target = _add(t, user_id, new, None)
             move_all(t, box, target)
+            if box.subscribed:  # INBOX stays, and so does its subscription; the new mailbox gets one too
+                _subscribe(t, user_id, [new])
+                t.s.flush()
             return _info(target)
+        _rename_subscriptions(t, user_id, old, new)
         for child in _children(t, user_id, old):
             child_old = child.name
             child.name = new + child.name[len(old):]
@@ -195,18 +221,63 @@ def rename_mailbox(user_id: int, old: str, new: str) -> MailboxInfo:
         box.name = new
         t.emit(ev.Change(ev.MAILBOX_RENAMED, user_id, box.id, mailbox=new, old_name=old))
         t.s.flush()
+        t.s.expire(box, ["subscribed"])  # read again from the renamed subscriptions
         return _info(box)
 
 
+# -- subscriptions ------------------------------------------------------------------------
+
+
+def _subscribe(t: Tx, user_id: int, names: Iterable[str]) -> None:
+    """Add `names` (normalised) to the user's subscriptions; a name already there (even one a
+    concurrent transaction just added) stays as it is."""
+    rows = [{"user_id": user_id, "name": name} for name in dict.fromkeys(names)]
+    if rows:
+        add = (pg_insert if t.postgres else sqlite_insert)(Subscription).on_conflict_do_nothing()
+        t.s.execute(add, rows)
+
+
+def _rename_subscriptions(t: Tx, user_id: int, old: str, new: str) -> None:
+    """The subscriptions of `old` and of every name below it now name `new` and below."""
+    moved = list(t.s.scalars(select(Subscription.name).where(
+        Subscription.user_id == user_id,
+        or_(Subscription.name == old, Subscription.name.startswith(old + DELIMITER, autoescape=True)),
+    )))
+    if not moved:
+        return
+    t.s.execute(delete(Subscription).where(Subscription.user_id == user_id, Subscription.name.in_(moved)))
+    _subscribe(t, user_id, [new + name[len(old):] for name in moved])
+
+
+def list_subscriptions(user_id: int) -> list[str]:
+    """The user's subscribed names, sorted; some may name no mailbox."""
+    with read() as s:
+        return list(s.scalars(select(Subscription.name).where(Subscription.user_id == user_id)
+                              .order_by(Subscription.name)))
+
+
 def set_subscribed(user_id: int, name: str, subscribed: bool) -> None:
+    """Add `name` to the user's subscriptions or remove it; the mailbox need not exist.
+
+    Idempotent (RFC 9051 §6.3.7-8). InvalidInput for a name no mailbox could have, or when
+    the list already holds MAX_SUBSCRIPTIONS names. A change to an existing mailbox's
+    subscription is a MAILBOX_SUBSCRIBED event.
+    """
     name = normalise_name(name)
     with transaction() as t:
-        box = t.s.scalar(select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.name == name))
-        if box is None:
-            raise NotFound(f"no mailbox named {name}")
-        if box.subscribed != subscribed:
-            box.subscribed = subscribed
-            t.emit(ev.Change(ev.MAILBOX_SUBSCRIBED, user_id, box.id, mailbox=name))
+        mine = (Subscription.user_id == user_id, Subscription.name == name)
+        if (t.s.scalar(select(Subscription.name).where(*mine)) is not None) == subscribed:
+            return
+        if subscribed:
+            count = t.s.scalar(select(func.count()).select_from(Subscription).where(Subscription.user_id == user_id))
+            if (count or 0) >= MAX_SUBSCRIPTIONS:
+                raise InvalidInput(f"too many subscriptions (at most {MAX_SUBSCRIPTIONS})")
+            _subscribe(t, user_id, [name])
+        else:
+            t.s.execute(delete(Subscription).where(*mine))
+        box_id = t.s.scalar(select(Mailbox.id).where(Mailbox.user_id == user_id, Mailbox.name == name))
+        if box_id is not None:
+            t.emit(ev.Change(ev.MAILBOX_SUBSCRIBED, user_id, box_id, mailbox=name))
 
 
 def status(user_id: int, mailbox_id: int) -> MailboxStatus:
@@ -214,41 +285,38 @@ def status(user_id: int, mailbox_id: int) -> MailboxStatus:
 
 
 def status_all(user_id: int, mailbox_ids: list[int] | None = None) -> list[MailboxStatus]:
-    """Counts for the user's mailboxes (all, or the given ones) in one query each."""
+    """Counts for the user's mailboxes (all, or the given ones) in one statement."""
+    counts = (
+        select(
+            Entry.mailbox_id,
+            func.count(Entry.id).label("messages"),
+            func.sum(case((Entry.seen.is_(False), 1), else_=0)).label("unseen"),
+            func.sum(case((Entry.deleted.is_(True), 1), else_=0)).label("deleted"),
+            func.coalesce(func.sum(Entry.size), 0).label("size"),
+        )
+        .where(Entry.user_id == user_id)
+        .group_by(Entry.mailbox_id)
+    )
+    q = select(Mailbox).where(Mailbox.user_id == user_id).order_by(Mailbox.name)
+    if mailbox_ids is not None:
+        counts = counts.where(Entry.mailbox_id.in_(mailbox_ids))
+        q = q.where(Mailbox.id.in_(mailbox_ids))
+    c = counts.subquery()
+    q = q.outerjoin(c, c.c.mailbox_id == Mailbox.id).add_columns(c.c.messages, c.c.unseen, c.c.deleted, c.c.size)
     with read() as s:
-        q = select(Mailbox).where(Mailbox.user_id == user_id).order_by(Mailbox.name)
-        if mailbox_ids is not None:
-            q = q.where(Mailbox.id.in_(mailbox_ids))
-        boxes = list(s.scalars(q))
-        if mailbox_ids is not None and len(boxes) != len(set(mailbox_ids)):
+        rows: list[Any] = list(s.execute(q).all())
+        if mailbox_ids is not None and len(rows) != len(set(mailbox_ids)):
             raise NotFound("no such mailbox")
-        counts = {
-            row.mailbox_id: row
-            for row in s.execute(
-                select(
-                    Entry.mailbox_id,
-                    func.count(Entry.id).label("messages"),
-                    func.sum(case((Entry.seen.is_(False), 1), else_=0)).label("unseen"),
-                    func.sum(case((Entry.deleted.is_(True), 1), else_=0)).label("deleted"),
-                    func.coalesce(func.sum(Entry.size), 0).label("size"),
-                )
-                .where(Entry.user_id == user_id, Entry.mailbox_id.in_([b.id for b in boxes]))
-                .group_by(Entry.mailbox_id)
+        return [
+            MailboxStatus(
+                mailbox=_info(box),
+                messages=int(messages or 0),
+                unseen=int(unseen or 0),
+                deleted=int(deleted or 0),
+                size=int(size or 0),
             )
-        }
-        out = []
-        for b in boxes:
-            row = counts.get(b.id)
-            out.append(
-                MailboxStatus(
-                    mailbox=_info(b),
-                    messages=int(row.messages) if row else 0,
-                    unseen=int(row.unseen or 0) if row else 0,
-                    deleted=int(row.deleted or 0) if row else 0,
-                    size=int(row.size or 0) if row else 0,
-                )
-            )
-    return out
+            for box, messages, unseen, deleted, size in rows
+        ]
 
 
 def lock_mailbox(t: Tx, mailbox_id: int) -> None:

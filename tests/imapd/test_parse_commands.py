@@ -398,6 +398,13 @@ def test_search_charset_outside_the_list_is_a_no_not_a_bad() -> None:
     assert parse(b"A1 SEARCH CHARSET iso-8859-1 ALL").command.charset_supported  # type: ignore[attr-defined]
 
 
+def test_invalid_modified_utf7_is_a_name_not_a_syntax_error() -> None:
+    assert parse(b"A1 SELECT &Jjo").command == c.Select("&Jjo")
+    assert parse(b"A1 RENAME Old R&D").command == c.Rename("Old", "R&D")
+    listed = parse(b'A1 LIST "" !#$&\'+,-.0123456789:;<=>?@^_`|[}%*').command
+    assert isinstance(listed, c.List) and listed.patterns == ("!#$&'+,-.0123456789:;<=>?@^_`|[}%*",)
+
+
 def test_utf8_mailbox_names_when_enabled() -> None:
     command = parse('A1 SELECT "Entwürfe"'.encode(), utf8=True).command
     assert command == c.Select("Entwürfe")

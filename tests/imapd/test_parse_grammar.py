@@ -12,6 +12,7 @@ from relate.imapd.grammar import (
     MAX_NUMBER64,
     ParseError,
     Reader,
+    UndecodableName,
     format_astring,
     format_flags,
     format_mailbox,
@@ -271,9 +272,35 @@ def test_mutf7_rejects(wire: bytes) -> None:
         mutf7_decode(wire)
 
 
-def test_mailbox_rejects_invalid_mutf7_and_control_characters() -> None:
+@pytest.mark.parametrize(
+    ("wire", "name"),
+    [
+        pytest.param(b"&AGE-", "&AGE-", id="encodes-printable-ascii"),
+        pytest.param(b"&Jjo", "&Jjo", id="unterminated"),
+        pytest.param(b"R&D", "R&D", id="bare-ampersand"),
+        pytest.param(b'"&U/BTFw-"', "&U/BTFw-", id="quoted-slash"),
+        pytest.param(b"inbox/&Jjp-", "inbox/&Jjp-", id="inbox-not-normalised"),
+        pytest.param(b"{4}\r\n&AA-", "&AA-", id="literal-odd-utf16"),
+    ],
+)
+def test_mailbox_keeps_invalid_mutf7_as_an_undecodable_name(wire: bytes, name: str) -> None:
+    """RFC 3501 §5.1.3: modified UTF-7 is a convention; a printable name that breaks it is a
+    name the server will not create, not a syntax error."""
+    read = Reader(wire).mailbox()
+    assert isinstance(read, UndecodableName) and read == name
+
+
+def test_list_pattern_may_be_undecodable() -> None:
+    pattern = Reader(b"&Jjo%").list_mailbox()
+    assert isinstance(pattern, UndecodableName) and pattern == "&Jjo%"
+    assert not isinstance(Reader(b"&ZeVnLIqe-%").list_mailbox(), UndecodableName)
+
+
+def test_mailbox_rejects_undecodable_octets_and_control_characters() -> None:
     with pytest.raises(ParseError, match="modified UTF-7"):
-        Reader(b"&AGE-").mailbox()
+        Reader("{9}\r\nEntwürfe".encode()).mailbox()  # 8-bit without UTF8=ACCEPT
+    with pytest.raises(ParseError, match="modified UTF-7"):
+        Reader(b'"a\x01b"').mailbox()
     with pytest.raises(ParseError, match="control"):
         Reader(b'"a\x7fb"', utf8=True).mailbox()
     with pytest.raises(ParseError, match="UTF-8"):

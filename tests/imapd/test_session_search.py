@@ -82,3 +82,29 @@ def test_modseq_search(client: RawClient) -> None:
 def test_badcharset_lists_what_works(client: RawClient) -> None:
     reply = lines(client.command("a SEARCH CHARSET X-UNKNOWN TEXT hi"))
     assert reply[-1].startswith("a NO [BADCHARSET (UTF-8 US-ASCII")
+
+
+def test_body_and_text_match_substrings_with_imaplib(server: ImapServer, account: Account) -> None:
+    """RFC 9051 §6.4.4: BODY and TEXT are case-insensitive substrings, on both databases."""
+    account.append(simple_message("bill", body="Please pay the attached INVOICES today.\r\n"))
+    account.append(simple_message("lunch", body="Lunch at noon? 100% sure_thing, C:\\Temp\r\n"))
+    account.append(simple_message("nothing", body="Nothing to see here.\r\n"))
+    conn = server.imaplib()
+    conn.select("INBOX")
+
+    def search(*criteria: str) -> list[int]:
+        status, data = conn.search(None, *criteria)
+        assert status == "OK"
+        return [int(n) for n in data[0].split()]
+
+    assert search("BODY", "voice") == [1]  # inside a word
+    assert search("BODY", '"ices tod"') == [1]  # across words, any case
+    assert search("BODY", '"pay the invoices"') == []  # a substring, not a set of words
+    assert search("TEXT", "unc") == [2]  # the body or the header (Subject: lunch)
+    assert search("TEXT", "BIL") == [1]
+    assert search("BODY", "bil") == []  # BODY is the body only
+    assert search("BODY", '"0% s"') == [2]  # LIKE wildcards are plain characters
+    assert search("BODY", "e_t") == [2]
+    assert search("BODY", '"e%t"') == []
+    assert search("BODY", '"c:\\\\temp"') == [2]  # a backslash too
+    assert search("OR", "BODY", "see", "BODY", "noon") == [2, 3]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from relate import db, store
+from relate.db.models import MessageBody
 from relate.store import accounts, mailboxes, messages
 from relate.store import search as store_search
 from tests.conftest import _truncate as truncate
@@ -109,6 +110,29 @@ def test_fulltext_uids_stays_in_the_mailbox_and_the_user(mailbox) -> None:
     assert store_search.fulltext_uids(other.id, box.id, "body", "invoices") == set()
 
 
+def test_fulltext_uids_takes_like_wildcards_and_backslashes_literally(backend_url: str) -> None:
+    user = accounts.create_user("grace@example.com")
+    box = mailboxes.get_mailbox(user.id, "INBOX")
+    bodies = ["Saved to C:\\Temp\\report_1.txt", "50% off_today", "plain words only", "a\\%b"]
+    for n, body in enumerate(bodies, 1):
+        messages.append(user.id, box.id, raw_message(1).replace(b"Please find the invoices attached.", body.encode())
+                        .replace(b"<1@", f"<g{n}@".encode()))
+    cases = {
+        "c:\\temp\\": {1},  # a backslash is no escape character
+        "p\\r": {1},
+        "t_1": {1},  # "_" matches only "_"
+        "report%": set(),  # "%" matches only "%"
+        "50% off_": {2},
+        "\\%": {4},
+        "%": {2, 4},
+        "_": {1, 2},
+        "o": {1, 2, 3},
+        "WORDS ONLY": {3},
+    }
+    for value, uids in cases.items():
+        assert store_search.fulltext_uids(user.id, box.id, "body", value) == uids, value
+
+
 def test_search_entries(mailbox) -> None:
     user, box = mailbox
     by_uid = {e.uid: e.id for e in messages.list_entries(user.id, box.id)}
@@ -187,3 +211,17 @@ def test_postgres_fulltext_query_uses_the_gin_index(backend_url: str, mailbox) -
             )
         )
     assert "ix_message_bodies_fts" in plan
+
+
+def test_postgres_imap_body_match_uses_the_trigram_index(backend_url: str, mailbox) -> None:
+    """IMAP BODY/TEXT: a substring LIKE on lower(search_text) the pg_trgm index serves."""
+    if not backend_url.startswith("postgresql"):
+        pytest.skip("the trigram index exists on PostgreSQL only")
+    query = select(MessageBody.id).where(store_search._like([store_search.BODY_COLUMN], "voice_%"))
+    with db.get_engine().connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_message_bodies_search_trgm'")).first():
+            pytest.skip("pg_trgm is not available on this server (the migration leaves the index out)")
+        conn.execute(text("SET enable_seqscan = off"))
+        compiled = query.compile(conn)  # psycopg2 puts the value in the SQL, as for the real query
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params))
+    assert "ix_message_bodies_search_trgm" in plan, plan

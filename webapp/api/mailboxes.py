@@ -5,6 +5,9 @@ Invariants:
   or be a rename's target; a mailbox with children cannot be deleted (409) (relate.store
   .mailboxes holds these rules; this module only maps them to HTTP).
 - Counts come from the counters the database keeps on each mailbox row.
+- `subscribed` is the IMAP subscription of the mailbox's name (shared with IMAP clients):
+  mailboxes created here are subscribed, a rename keeps it, and deleting a mailbox here also
+  drops its subscription (an IMAP DELETE keeps it, RFC 9051 §6.3.7).
 """
 
 from __future__ import annotations
@@ -109,5 +112,5 @@ def update_mailbox(mailbox_id: int) -> Any:
 def delete_mailbox(mailbox_id: int) -> Any:
     user_id = principal().user_id
     box = mailboxes.get_mailbox_by_id(user_id, mailbox_id)
-    mailboxes.delete_mailbox(user_id, box.name)
+    mailboxes.delete_mailbox(user_id, box.name, unsubscribe=True)
     return "", 204
