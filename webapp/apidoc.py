@@ -13,7 +13,8 @@ Usage:
 Schemas are JSON Schema (the dialect OpenAPI 3.1 uses). Request bodies are objects with
 `additionalProperties: false` unless a schema says otherwise, so unknown fields are refused.
 Query parameters are declared as {name: schema} and parsed into `g.query` with their types.
-A bad request is a 400 whose JSON names the field.
+A bad request is a 400 whose JSON names the field; so is a JSON body over MAX_JSON_BYTES (the
+field is `body`). Validators are built once, when a route is declared.
 
 Whatever a route declares, input that no store could hold is refused here, before any route
 code runs, so user input never reaches the database as a 500: strings with NUL characters or
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from flask import Flask, g, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from webapp.errors import ApiError
@@ -134,21 +136,42 @@ def _message(error: ValidationError, field: str) -> str:
     return f"{name}: {error.message}"
 
 
+class Checker:
+    """A schema's validator, built once (when a route is declared), not on every request."""
+
+    def __init__(self, schema: dict[str, Any]):
+        self.schema = schema
+        self.validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    def check(self, value: Any) -> None:
+        """Raise ApiError(400) naming the first offending field."""
+        if self.validator.is_valid(value):
+            return
+        error = next(iter(sorted(self.validator.iter_errors(value), key=lambda e: list(e.absolute_path))), None)
+        if error is not None:
+            field = _field_of(error)
+            raise ApiError(400, _message(error, field), field=field or None)
+
+
 def validate(schema: dict[str, Any], value: Any) -> None:
-    """Raise ApiError(400) naming the first offending field."""
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))), None)
-    if error is not None:
-        field = _field_of(error)
-        raise ApiError(400, _message(error, field), field=field or None)
+    """Raise ApiError(400) naming the first offending field (builds a validator: for one-off
+    checks; routes use the Checker their @endpoint built)."""
+    Checker(schema).check(value)
 
 
-def read_json_body(schema: dict[str, Any]) -> Any:
+def body_too_large() -> ApiError:
+    return ApiError(400, f"body: larger than the {MAX_JSON_BYTES} bytes a JSON body may have", field="body")
+
+
+def read_json_body(checker: Checker) -> Any:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise ApiError(413, "request body too large")
-    raw = request.get_data(cache=True)
+        raise body_too_large()
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:  # a body without a length, beyond the server's limit
+        raise body_too_large() from None
     if len(raw) > MAX_JSON_BYTES:
-        raise ApiError(413, "request body too large")
+        raise body_too_large()
     if not request.is_json:
         raise ApiError(415 if raw else 400, "expected a JSON body (Content-Type: application/json)")
     try:
@@ -156,41 +179,61 @@ def read_json_body(schema: dict[str, Any]) -> Any:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "malformed JSON") from None
     check_storable(data)
-    validate(schema, data)
+    checker.check(data)
     return data
 
 
-def _parse_query_value(name: str, raw: str, schema: dict[str, Any]) -> Any:
-    kind = schema.get("type", "string")
-    try:
-        if kind == "integer":
-            value: Any = int(raw)
-        elif kind == "boolean":
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            value = raw.lower() in ("true", "1")
-        elif schema.get("format") == "date-time":
-            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=dt.UTC)
-            validate({k: v for k, v in schema.items() if k != "format"}, raw)
-            return value
-        else:
-            value = raw
-            problem = _bad_string(raw)
-            if problem:
-                raise ApiError(400, f"{name}: {problem}", field=name)
-    except ValueError:
-        raise ApiError(400, f"{name}: must be {schema.get('format', kind)}", field=name) from None
-    if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX - 1 <= value <= INT64_MAX:
-        raise ApiError(400, f"{name}: number out of range", field=name)
-    check = dict(schema)
-    check.pop("format", None)
-    try:
-        validate(check, value)
-    except ApiError as exc:
-        raise ApiError(400, f"{name}: {exc.message.split(': ', 1)[-1]}", field=name) from None
-    return value
+class QueryParam:
+    """One declared query parameter: how its text is parsed and the checker of its value."""
+
+    def __init__(self, name: str, schema: dict[str, Any]):
+        self.name = name
+        self.schema = schema
+        self.kind = schema.get("type", "string")
+        self.date_time = self.kind == "string" and schema.get("format") == "date-time"
+        self.checker = Checker({k: v for k, v in schema.items() if k != "format"})
+
+    def parse(self, raw: str) -> Any:
+        name = self.name
+        try:
+            if self.kind == "integer":
+                value: Any = int(raw)
+            elif self.kind == "boolean":
+                lowered = raw.lower()
+                if lowered not in ("true", "false", "1", "0"):
+                    raise ValueError
+                value = lowered in ("true", "1")
+            elif self.date_time:
+                value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                if value.tzinfo is None:
+                    value = value.replace(tzinfo=dt.UTC)
+                self.checker.check(raw)
+                return value
+            else:
+                value = raw
+                problem = _bad_string(raw)
+                if problem:
+                    raise ApiError(400, f"{name}: {problem}", field=name)
+        except ValueError:
+            raise ApiError(400, f"{name}: must be {self.schema.get('format', self.kind)}", field=name) from None
+        if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ApiError(400, f"{name}: number out of range", field=name)
+        try:
+            self.checker.check(value)
+        except ApiError as exc:
+            raise ApiError(400, f"{name}: {exc.message.split(': ', 1)[-1]}", field=name) from None
+        return value
+
+
+def _parse_query(params: dict[str, QueryParam], names: frozenset[str]) -> dict[str, Any]:
+    args = request.args
+    if not args:
+        return {}
+    unknown = set(args) - names
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ApiError(400, f"{name}: unknown query parameter", field=name)
+    return {name: params[name].parse(args[name]) for name in params if name in args}
 
 
 def endpoint(
@@ -207,6 +250,9 @@ def endpoint(
     """Declare and enforce a route's contract (see the module docstring)."""
 
     request_schema = closed_objects(copy.deepcopy(body)) if body is not None else None
+    body_checker = Checker(request_schema) if request_schema is not None else None
+    params = {name: QueryParam(name, schema) for name, schema in (query or {}).items()}
+    names = frozenset(params)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -214,20 +260,9 @@ def endpoint(
             for name, value in kwargs.items():
                 if isinstance(value, str) and _bad_string(value):
                     raise ApiError(400, f"{name}: {_bad_string(value)}", field=name)
-            if query:
-                unknown = set(request.args) - set(query)
-                if unknown:
-                    name = sorted(unknown)[0]
-                    raise ApiError(400, f"{name}: unknown query parameter", field=name)
-                g.query = {
-                    name: _parse_query_value(name, request.args[name], schema)
-                    for name, schema in query.items()
-                    if name in request.args
-                }
-            else:
-                g.query = {}
-            if request_schema is not None:
-                g.body = read_json_body(request_schema)
+            g.query = _parse_query(params, names) if params else {}
+            if body_checker is not None:
+                g.body = read_json_body(body_checker)
             return view(*args, **kwargs)
 
         wrapped.api_doc = {  # type: ignore[attr-defined]
@@ -298,7 +333,7 @@ def openapi_document(app: Flask, *, title: str = "Relate Mail API", version: str
             if params:
                 codes.add(404)
             if doc["body"] is not None:
-                codes |= {413, 415}
+                codes.add(415)
             for code in sorted(codes):
                 operation["responses"][str(code)] = error
             operation["responses"]["414"] = {"description": "request line too long (the HTTP server's limit)"}

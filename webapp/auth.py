@@ -1,7 +1,9 @@
 """Who is calling: API keys, OIDC bearer tokens, the web session, or development mode.
 
 Invariants:
-- Every request is authenticated once, in `before_request`, into `g.principal` (or None).
+- Every request is authenticated once, in `before_request`, into `g.principal` (or None). An
+  API key costs one statement (the key with its owner's administrator flag, read fresh on
+  every request, so a revoked key is refused from the next request on, on every replica).
 - A route states what it needs with `@require("api:read")` / `@require("api:write")` /
   `@require_admin`; ownership is checked by the route against `principal.user_id`.
 - Scopes: `api:read` reads, `api:write` writes, `app` covers everything a first-party client
@@ -63,16 +65,17 @@ def _is_admin(user_id: int) -> bool:
 
 
 def _from_api_key(token: str) -> Principal:
-    info = keys.verify_key(token)
-    if info is None:
+    """One statement: the key, its scopes and its owner's administrator status."""
+    holder = keys.verify_bearer(token)
+    if holder is None:
         raise ApiError(401, "invalid or revoked API key")
     return Principal(
-        info.user_id,
-        frozenset(info.scopes) & REST_SCOPES,
+        holder.user_id,
+        holder.scopes & REST_SCOPES,
         "api-key",
-        _is_admin(info.user_id),
-        info.id,
-        grantable=frozenset(info.scopes),
+        holder.is_admin or holder.primary_address in settings().admin_emails,
+        holder.key_id,
+        grantable=holder.scopes,
     )
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from relate.db.models import Address, Domain, User
-from relate.store import mailboxes
+from relate.store import mailboxes, rawread
 from relate.store.errors import Conflict, InvalidInput, NotFound
 from relate.store.session import Tx, read, transaction
 from relate.store.sql import insert_ignore, rowcount
@@ -149,12 +149,26 @@ def create_user(
     return info
 
 
+_USER = rawread.Statement(
+    select(
+        User.id,
+        User.primary_address,
+        User.display_name,
+        User.is_admin,
+        User.oidc_issuer,
+        User.oidc_subject,
+        User.created_at,
+    ).where(User.id == bindparam("user_id"))
+)
+
+
 def get_user(user_id: int) -> UserInfo:
-    with read() as s:
-        user = s.get(User, user_id)
-        if user is None:
-            raise NotFound("no such user")
-        return _user_info(user)
+    """One statement, outside any transaction (the API asks on many requests)."""
+    found = rawread.rows(_USER, {"user_id": user_id})
+    if not found:
+        raise NotFound("no such user")
+    uid, address, name, is_admin, issuer, subject, created_at = found[0]
+    return UserInfo(int(uid), address, name, bool(is_admin), issuer, subject, rawread.utc(created_at))
 
 
 def find_user(address: str) -> UserInfo | None:

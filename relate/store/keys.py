@@ -4,7 +4,12 @@ A key looks like `rm_<prefix>_<secret>`: the prefix (10 characters) is visible a
 key is found; the secret (43 letters and digits, over 256 bits) is never stored. Only
 HMAC-SHA256(server secret, secret) is kept: a fast keyed hash is right for high-entropy
 random keys, and lookup by prefix means no per-login scan. Revocation is a column read on
-every authentication, so it takes effect at once on every replica.
+every authentication (nothing about a key is cached in a process), so it takes effect at once
+on every replica: a request that starts after `revoke_key` returned is refused everywhere.
+
+The REST API authenticates every request with `verify_bearer`: one statement (the key, its
+owner's administrator flag and primary address) outside any transaction, see
+relate.store.rawread.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from relate.config import API_SCOPES
-from relate.db.models import Address, ApiKey
+from relate.db.models import Address, ApiKey, User
+from relate.store import rawread
 from relate.store.accounts import normalise_address
 from relate.store.errors import Forbidden, InvalidInput, NotFound
 from relate.store.events import KEY_REVOKED, Change
@@ -151,11 +158,68 @@ def verify_key(key: str, scope: str | None = None) -> ApiKeyInfo | None:
 
 
 def _touch(info: ApiKeyInfo) -> None:
+    _touch_key(info.id, info.last_used_at)
+
+
+def _touch_key(key_id: int, last_used_at: dt.datetime | None) -> None:
     now = dt.datetime.now(dt.UTC)
-    if info.last_used_at is not None and now - info.last_used_at < LAST_USED_GRANULARITY:
+    if last_used_at is not None and now - last_used_at < LAST_USED_GRANULARITY:
         return
     with transaction() as t:
-        t.s.execute(update(ApiKey).where(ApiKey.id == info.id).values(last_used_at=now))
+        t.s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """What the REST API needs to know on every request about a valid key and its owner."""
+
+    key_id: int
+    user_id: int
+    scopes: frozenset[str]  # every scope of the key (REST and protocol ones)
+    is_admin: bool  # the owner's administrator flag as stored (Admin__Emails is the caller's business)
+    primary_address: str
+
+
+_BEARER = rawread.Statement(
+    select(
+        ApiKey.id,
+        ApiKey.user_id,
+        ApiKey.secret_hash,
+        ApiKey.scopes,
+        ApiKey.last_used_at,
+        User.is_admin,
+        User.primary_address,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None))
+)
+_scope_sets: dict[str, frozenset[str]] = {}  # stored scope strings, parsed (a handful per process)
+
+
+def _scopes(stored: str) -> frozenset[str]:
+    found = _scope_sets.get(stored)
+    if found is None:
+        found = frozenset(stored.split())
+        if len(_scope_sets) < 1024:
+            _scope_sets[stored] = found
+    return found
+
+
+def verify_bearer(key: str) -> KeyHolder | None:
+    """The holder of `key` when it is valid and not revoked, read with one statement."""
+    parts = split_key(key)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    digest = _hash(secret)
+    found = rawread.rows(_BEARER, {"prefix": prefix})
+    if not found:
+        return None
+    key_id, user_id, stored, scopes, last_used_at, is_admin, address = found[0]
+    if not hmac.compare_digest(bytes(stored), digest):
+        return None
+    _touch_key(key_id, rawread.utc(last_used_at))
+    return KeyHolder(int(key_id), int(user_id), _scopes(scopes), bool(is_admin), address)
 
 
 def authenticate(login: str, secret: str, scope: str) -> AuthResult | None:

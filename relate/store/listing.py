@@ -4,16 +4,21 @@ stored metadata a list shows, filtered and sorted, with its total and unread cou
 Invariants:
 - Every query is restricted to the caller's `user_id`; a mailbox id of another user finds
   nothing (NotFound), so no id leaks another user's mail.
-- A page is one read session: the mailbox (by id or name) with the counters the database keeps
-  on its row (alembic 0003), then one indexed page query. Only a filtered list counts its
-  matches, and a text search does it in the page query itself (a window count).
+- A page is usually one statement, outside any transaction (relate.store.rawread): the
+  mailbox named by id or name is found inside it, the counters the database keeps on the
+  mailbox's row (alembic 0003) come along with the page's rows, and a text search counts its
+  matches in the same pass (a window count over the entries, before the page's columns are
+  read). Only a filtered list that is not a search counts its matches with a second one.
+- Page statements are built from the models once per shape (which filters, which sort; see
+  `_Shape`) with named parameters, and compiled once, so a list costs its round trip and
+  little else.
 - `q` means what relate.store.search.search_entries means: every term a case-insensitive
   substring of the subject, addresses or body text; on PostgreSQL the full-text index
   (search.FTS_DOCUMENT) finds the candidate bodies first, in a materialized CTE, so the planner
   never evaluates the document expression row by row (seconds on a large mailbox).
-- Reads only; every function opens its own read session and returns plain values. Long
-  walks (exports) read in batches, one short session each, so nothing is held open while a
-  caller streams to a client.
+- Reads only; every function opens its own read session (or runs one statement) and returns
+  plain values. Long walks (exports) read in batches, one statement each, so nothing is held
+  open while a caller streams to a client.
 """
 
 from __future__ import annotations
@@ -21,19 +26,37 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Select, Text, and_, case, cast, func, literal_column, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
+from relate.db import get_engine
 from relate.db.models import Entry, Mailbox, MessageBody
+from relate.store import rawread
 from relate.store.errors import InvalidInput, NotFound
 from relate.store.mailboxes import normalise_name
 from relate.store.messages import entry_info
 from relate.store.search import FIELD_COLUMNS, FTS_DOCUMENT, query_terms
 from relate.store.session import read
 from relate.store.types import EntryInfo
+
+utc = rawread.utc
 
 CHUNK = 1000  # bound for IN (...) lists
 MAX_THREAD = 500  # messages returned for one thread
@@ -63,9 +86,9 @@ _FLAG_COLUMNS = (("seen", "\\Seen"), ("answered", "\\Answered"), ("flagged", "\\
                  ("deleted", "\\Deleted"), ("draft", "\\Draft"))
 
 
-@dataclass(frozen=True)
-class EmailRow:
-    """One entry with the stored metadata of its message: a line of a message list."""
+class EmailRow(NamedTuple):
+    """One entry with the stored metadata of its message: a line of a message list (a named
+    tuple: a page builds fifty of them)."""
 
     id: int  # the entry id: the API's email id
     mailbox_id: int
@@ -153,37 +176,38 @@ _ROW_COLUMNS = (
     MessageBody.sent_date,
     Entry.envelope_from,
 )
+_ROW_WIDTH = len(_ROW_COLUMNS)
 
 
 def _keywords(value: str | None) -> tuple[str, ...]:
     return tuple(json.loads(value)) if value and value != "[]" else ()
 
 
-def _row(r: Any) -> EmailRow:
+def _row(r: Sequence[Any]) -> EmailRow:
     return EmailRow(
-        id=int(r[0]),
-        mailbox_id=int(r[1]),
-        mailbox=r[2],
-        uid=int(r[3]),
-        body_id=int(r[4]),
-        size=int(r[5]),
-        internal_date=r[6],
-        seen=bool(r[7]),
-        answered=bool(r[8]),
-        flagged=bool(r[9]),
-        deleted=bool(r[10]),
-        draft=bool(r[11]),
-        keywords=_keywords(r[12]),
-        thread_id=r[13] or "",
-        message_id=r[14],
-        subject=r[15] or "",
-        from_address=r[16] or "",
-        from_display=r[17] or "",
-        preview=r[18] or "",
-        has_attachments=bool(r[19]),
-        attachment_count=int(r[20] or 0),
-        sent_date=r[21],
-        envelope_from=r[22],
+        int(r[0]),
+        int(r[1]),
+        r[2],
+        int(r[3]),
+        int(r[4]),
+        int(r[5]),
+        utc(r[6]),
+        bool(r[7]),
+        bool(r[8]),
+        bool(r[9]),
+        bool(r[10]),
+        bool(r[11]),
+        _keywords(r[12]),
+        r[13] or "",
+        r[14],
+        r[15] or "",
+        r[16] or "",
+        r[17] or "",
+        r[18] or "",
+        bool(r[19]),
+        int(r[20] or 0),
+        utc(r[21]),
+        r[22],
     )
 
 
@@ -198,85 +222,329 @@ def _rows_query() -> Select[*tuple[Any, ...]]:
     return _ROWS  # statements are immutable: every .where() makes a new one
 
 
-def _is_postgres(s: Session) -> bool:
-    return s.get_bind().dialect.name == "postgresql"
-
-
 def _like_pattern(value: str) -> str:
     escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def _text_conditions(s: Session, query: str) -> list[Any]:
-    """Conditions for the `q` search (see the module docstring).
+# -- the `q` search: which terms the index answers -----------------------------------------------
 
-    On PostgreSQL a term that is one plain word (its only lexeme is the term itself, lowered
-    as lower() lowers it) needs no substring check: a word of the indexed document starting
-    with it is such a substring already, so the index answers alone. Other terms (phrases,
-    punctuation) are checked with LIKE after the index narrowed the candidates."""
+_LEXEMES = rawread.Statement(
+    text(
+        "SELECT lower(t.v), tsvector_to_array(to_tsvector('simple', t.v)) "
+        "FROM unnest(CAST(:terms AS text[])) WITH ORDINALITY AS t(v, n) ORDER BY t.n"
+    )
+)
+MAX_CACHED_TERMS = 4096
+# term -> (the term as the database lowers it, its lexemes as the 'simple' parser finds them);
+# both depend only on the term and the database's locale, so they are asked once per process.
+_lexeme_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
+_lexeme_engine: list[Engine] = []  # the engine the cache belongs to
+
+
+def _lexemes(terms: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    engine = get_engine()
+    if _lexeme_engine != [engine]:
+        _lexeme_cache.clear()
+        _lexeme_engine[:] = [engine]
+    missing = [t for t in terms if t not in _lexeme_cache]
+    if missing:
+        if len(_lexeme_cache) + len(missing) > MAX_CACHED_TERMS:
+            _lexeme_cache.clear()
+        for term, (lowered, found) in zip(missing, rawread.rows(_LEXEMES, {"terms": missing}), strict=True):
+            _lexeme_cache[term] = (lowered, tuple(found or ()))
+    return [_lexeme_cache[t] for t in terms]
+
+
+@dataclass(frozen=True)
+class _TextPlan:
+    """How a `q` search is answered: a prefix tsquery for the index (PostgreSQL) and LIKE
+    patterns for the terms the index cannot answer alone."""
+
+    fts_query: str | None
+    likes: tuple[str, ...]
+
+
+def _text_plan(query: str, postgres: bool) -> _TextPlan | None:
+    """See the module docstring. On PostgreSQL a term that is one plain word (its only lexeme
+    is the term itself, lowered as lower() lowers it) needs no substring check: a word of the
+    indexed document starting with it is such a substring already, so the index answers
+    alone. Other terms (phrases, punctuation) are checked with LIKE on the index's candidates."""
     terms = query_terms(query)
     if not terms:
-        return []
-    like = [_like_condition(term) for term in terms]
-    if not _is_postgres(s):
-        return like
-    rows = s.execute(
-        text(
-            "SELECT lower(t.v), tsvector_to_array(to_tsvector('simple', t.v)) "
-            "FROM unnest(CAST(:terms AS text[])) WITH ORDINALITY AS t(v, n) ORDER BY t.n"
-        ),
-        {"terms": terms},
-    ).all()
-    lexemes = [lx for _, found in rows for lx in (found or [])]
+        return None
+    if not postgres:
+        return _TextPlan(None, tuple(_like_pattern(t) for t in terms))
+    found = _lexemes(terms)
+    lexemes = [lx for _, lxs in found for lx in lxs]
     if not lexemes:
-        return like
+        return _TextPlan(None, tuple(_like_pattern(t) for t in terms))
     quoted = ("'" + lx.replace("\\", "\\\\").replace("'", "''") + "':*" for lx in dict.fromkeys(lexemes))
-    fts = text(f"{FTS_DOCUMENT} @@ CAST(:fts_query AS tsquery)").bindparams(fts_query=" & ".join(quoted))
-    like = [c for c, (lowered, found) in zip(like, rows, strict=True) if list(found or []) != [lowered]]
-    # The matching bodies first, through the index, whatever the planner thinks of the rest:
-    # evaluating the document expression row by row (walking entries in date order) takes
-    # seconds on a large mailbox.
-    hits = select(MessageBody.id).where(fts, *like).cte("text_hits").prefix_with("MATERIALIZED")
-    return [MessageBody.id.in_(select(hits.c.id))]
+    likes = tuple(_like_pattern(t) for t, (lowered, lxs) in zip(terms, found, strict=True) if list(lxs) != [lowered])
+    return _TextPlan(" & ".join(quoted), likes)
 
 
-def _like_condition(term: str) -> Any:
-    pattern = _like_pattern(term)
-    return or_(*(func.lower(getattr(MessageBody, c)).like(pattern, escape="\\") for c in FIELD_COLUMNS["text"]))
+# -- page statements -----------------------------------------------------------------------------
 
 
-def _label_condition(s: Session, label: str) -> Any:
-    """The entry carries keyword `label` (IMAP keywords compare without case)."""
-    if _is_postgres(s):
-        return text(
-            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(entries.keywords) AS k(v) WHERE lower(k.v) = :label_kw)"
-        ).bindparams(label_kw=label.lower())
-    return text(
-        "EXISTS (SELECT 1 FROM json_each(entries.keywords) AS k WHERE lower(k.value) = :label_kw)"
-    ).bindparams(label_kw=label.lower())
+@dataclass(frozen=True)
+class _Shape:
+    """Everything that decides the SQL of a page; the values travel as named parameters, so
+    one compiled statement serves every list of the same shape."""
+
+    postgres: bool
+    sort: str
+    mailbox: str | None  # "id", "name", or None (every mailbox of the user)
+    since: bool = False
+    before: bool = False
+    has_attachments: bool = False
+    seen: bool = False
+    flagged: bool = False
+    label: bool = False
+    from_address: bool = False
+    fts: bool = False  # the full-text index finds the candidate bodies
+    likes: int = 0  # terms checked with LIKE
+
+    @property
+    def text(self) -> bool:
+        return self.fts or self.likes > 0
+
+    @property
+    def only_mailbox(self) -> bool:
+        """Nothing but the mailbox narrows the list: its counters are the counts."""
+        return self.mailbox is not None and self == _Shape(self.postgres, self.sort, self.mailbox)
+
+    @property
+    def needs_body(self) -> bool:
+        """Whether the conditions or the order read message_bodies (beyond the text search's
+        candidate list)."""
+        return (self.has_attachments or self.from_address or (self.likes > 0 and not self.fts)
+                or any(_SORT_COLUMNS[n].table is MessageBody.__table__ for n in SORTS[self.sort][0]))
 
 
-def _conditions(s: Session, user_id: int, f: Filters) -> list[Any]:
-    conditions: list[Any] = [Entry.user_id == user_id]
+def _shape_and_params(
+    user_id: int, f: Filters, sort: str, postgres: bool
+) -> tuple[_Shape, dict[str, Any]]:
+    params: dict[str, Any] = {"user_id": user_id}
+    mailbox = None
     if f.mailbox_id is not None:
-        conditions.append(Entry.mailbox_id == f.mailbox_id)
-    if f.since is not None:
-        conditions.append(Entry.internal_date >= f.since)
-    if f.before is not None:
-        conditions.append(Entry.internal_date <= f.before)
-    if f.has_attachments is not None:
-        conditions.append(MessageBody.has_attachments.is_(f.has_attachments))
-    if f.seen is not None:
-        conditions.append(Entry.seen.is_(f.seen))
-    if f.flagged is not None:
-        conditions.append(Entry.flagged.is_(f.flagged))
-    if f.label:
-        conditions.append(_label_condition(s, f.label))
-    if f.from_address:
-        conditions.append(MessageBody.from_address == f.from_address.lower())
-    if f.text:
-        conditions.extend(_text_conditions(s, f.text))
+        mailbox, params["mailbox_id"] = "id", f.mailbox_id
+    elif f.mailbox_name is not None:
+        mailbox, params["mailbox_name"] = "name", normalise_name(f.mailbox_name)
+    optional = {
+        "since": f.since,
+        "before": f.before,
+        "has_attachments": f.has_attachments,
+        "seen": f.seen,
+        "flagged": f.flagged,
+        "label_kw": f.label.lower() if f.label else None,
+        "from_address": f.from_address.lower() if f.from_address else None,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    plan = _text_plan(f.text, postgres) if f.text else None
+    if plan is not None:
+        if plan.fts_query is not None:
+            params["fts_query"] = plan.fts_query
+        params.update({f"like_{i}": pattern for i, pattern in enumerate(plan.likes)})
+    shape = _Shape(
+        postgres,
+        sort,
+        mailbox,
+        since=f.since is not None,
+        before=f.before is not None,
+        has_attachments=f.has_attachments is not None,
+        seen=f.seen is not None,
+        flagged=f.flagged is not None,
+        label=bool(f.label),
+        from_address=bool(f.from_address),
+        fts=plan is not None and plan.fts_query is not None,
+        likes=len(plan.likes) if plan is not None else 0,
+    )
+    return shape, params
+
+
+_NAMED_BOX = Mailbox.__table__.alias("named_box")
+_MAILBOX_BY_NAME = (
+    select(_NAMED_BOX.c.id)
+    .where(_NAMED_BOX.c.user_id == bindparam("user_id"), _NAMED_BOX.c.name == bindparam("mailbox_name"))
+    .correlate(None)
+    .scalar_subquery()
+)
+
+
+def _like(name: str) -> Any:
+    return or_(*(func.lower(getattr(MessageBody, c)).like(bindparam(name, type_=Text), escape="\\")
+                 for c in FIELD_COLUMNS["text"]))
+
+
+def _label(postgres: bool) -> Any:
+    """The entry carries keyword :label_kw (IMAP keywords compare without case)."""
+    if postgres:
+        return text("EXISTS (SELECT 1 FROM jsonb_array_elements_text(entries.keywords) AS k(v) "
+                    "WHERE lower(k.v) = :label_kw)")
+    return text("EXISTS (SELECT 1 FROM json_each(entries.keywords) AS k WHERE lower(k.value) = :label_kw)")
+
+
+def _conditions(shape: _Shape) -> list[Any]:
+    """The WHERE of a page of this shape, with named parameters (see _shape_and_params)."""
+    conditions: list[Any] = [Entry.user_id == bindparam("user_id")]
+    if shape.mailbox == "id":
+        conditions.append(Entry.mailbox_id == bindparam("mailbox_id"))
+    elif shape.mailbox == "name":
+        conditions.append(Entry.mailbox_id == _MAILBOX_BY_NAME)
+    if shape.since:
+        conditions.append(Entry.internal_date >= bindparam("since"))
+    if shape.before:
+        conditions.append(Entry.internal_date <= bindparam("before"))
+    if shape.has_attachments:
+        conditions.append(MessageBody.has_attachments == bindparam("has_attachments"))
+    if shape.seen:
+        conditions.append(Entry.seen == bindparam("seen"))
+    if shape.flagged:
+        conditions.append(Entry.flagged == bindparam("flagged"))
+    if shape.label:
+        conditions.append(_label(shape.postgres))
+    if shape.from_address:
+        conditions.append(MessageBody.from_address == bindparam("from_address"))
+    likes = [_like(f"like_{i}") for i in range(shape.likes)]
+    if shape.fts:
+        # The matching bodies first, through the index, whatever the planner thinks of the
+        # rest: evaluating the document expression row by row (walking entries in date
+        # order) takes seconds on a large mailbox.
+        fts = text(f"{FTS_DOCUMENT} @@ CAST(:fts_query AS tsquery)")
+        hits = select(MessageBody.id).where(fts, *likes).cte("text_hits").prefix_with("MATERIALIZED")
+        conditions.append(Entry.body_id.in_(select(hits.c.id)))
+    else:
+        conditions.extend(likes)
     return conditions
+
+
+def _order(shape: _Shape, columns: Sequence[Any] | None = None) -> list[Any]:
+    names, descending = SORTS[shape.sort]
+    cols = columns if columns is not None else [_SORT_COLUMNS[n] for n in names]
+    return [c.desc() if descending else c.asc() for c in cols]
+
+
+def _page_select(shape: _Shape) -> Any:
+    """One page with the mailbox's counters on every row; a text search also counts all its
+    matches (a window count over the entries, before their columns are read).
+
+    Unless the filters or the order read the message bodies, the page is found among the
+    entries alone and only its rows are joined to their bodies: rows skipped by the offset,
+    and a search's other matches, never are."""
+    limit: Any = bindparam("limit")
+    offset: Any = bindparam("offset")
+    conditions = _conditions(shape)
+    if shape.needs_body and not shape.text:
+        return (
+            _rows_query()
+            .add_columns(MESSAGE_COUNT, UNSEEN_COUNT)
+            .where(and_(*conditions))
+            .order_by(*_order(shape))
+            .limit(limit)
+            .offset(offset)
+        )
+    names, _ = SORTS[shape.sort]
+    keys = [_SORT_COLUMNS[n].label(f"sort_{i}") for i, n in enumerate(names)]
+    counts = []
+    if shape.text:
+        # A search reads every match anyway (to sort them): count them in the same pass.
+        counts = [
+            func.count().over().label("total"),
+            func.sum(case((Entry.seen.is_(False), 1), else_=0)).over().label("unseen"),
+        ]
+    source: Any = Entry.__table__
+    if shape.needs_body:
+        source = source.join(MessageBody.__table__, MessageBody.id == Entry.body_id)
+    page = (
+        select(Entry.id.label("entry_id"), *keys, *counts)
+        .select_from(source)
+        .where(and_(*conditions))
+        .order_by(*_order(shape))
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+    extra = [page.c.total, page.c.unseen] if shape.text else []
+    return (
+        select(*_ROW_COLUMNS, MESSAGE_COUNT, UNSEEN_COUNT, *extra)
+        .select_from(page)
+        .join(Entry, Entry.id == page.c.entry_id)
+        .join(MessageBody, MessageBody.id == Entry.body_id)
+        .join(Mailbox, Mailbox.id == Entry.mailbox_id)
+        .order_by(*_order(shape, [page.c[f"sort_{i}"] for i in range(len(names))]))
+    )
+
+
+def _count_select(shape: _Shape) -> Any:
+    q = select(func.count(Entry.id), func.coalesce(func.sum(case((Entry.seen.is_(False), 1), else_=0)), 0))
+    source: Any = Entry.__table__
+    if shape.needs_body:
+        source = source.join(MessageBody.__table__, MessageBody.id == Entry.body_id)
+    return q.select_from(source).where(and_(*_conditions(shape)))
+
+
+MAX_CACHED_SHAPES = 512
+_pages: dict[_Shape, rawread.Statement] = {}
+_counts: dict[_Shape, rawread.Statement] = {}
+
+
+def _cached(cache: dict[_Shape, rawread.Statement], shape: _Shape, build: Any) -> rawread.Statement:
+    found = cache.get(shape)
+    if found is None:
+        if len(cache) >= MAX_CACHED_SHAPES:
+            cache.clear()
+        found = cache[shape] = rawread.Statement(build(shape))
+    return found
+
+
+_BOX_COUNTS = rawread.Statement(
+    select(Mailbox.id, MESSAGE_COUNT, UNSEEN_COUNT).where(
+        Mailbox.user_id == bindparam("user_id"),
+        or_(Mailbox.id == bindparam("mailbox_id"), Mailbox.name == bindparam("mailbox_name")),
+    )
+)
+
+
+def _box_counts(user_id: int, f: Filters) -> tuple[int, int]:
+    """(messages, unseen) of the mailbox `f` names; NotFound unless the user owns it."""
+    name = normalise_name(f.mailbox_name) if f.mailbox_id is None and f.mailbox_name is not None else None
+    found = rawread.rows(_BOX_COUNTS, {"user_id": user_id, "mailbox_id": f.mailbox_id, "mailbox_name": name})
+    if not found:
+        raise NotFound("no such mailbox" if f.mailbox_id is not None else f"no mailbox named {f.mailbox_name}")
+    return int(found[0][1]), int(found[0][2])
+
+
+def list_page(
+    user_id: int, filters: Filters, *, sort: str = DEFAULT_SORT, limit: int = 50, offset: int = 0
+) -> Page:
+    """One page of the user's messages matching `filters`, with the counts of all matches.
+
+    Usually one statement: the mailbox is found by the page statement itself, its counters
+    come on the page's rows, and a text search counts its matches in the same pass. An empty
+    page of a named mailbox asks once more (does the mailbox exist, what do its counters say),
+    and so does a filtered list that is not a search and fills its page (its count)."""
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
+    limit, offset = max(0, limit), max(0, offset)
+    postgres = get_engine().dialect.name == "postgresql"
+    shape, params = _shape_and_params(user_id, filters, sort, postgres)
+    params["limit"], params["offset"] = limit, offset
+    found = rawread.rows(_cached(_pages, shape, _page_select), params)
+    rows = [_row(r) for r in found]
+    if not found and shape.mailbox is not None:
+        counters = _box_counts(user_id, filters)  # NotFound when there is no such mailbox
+        if shape.only_mailbox:
+            return Page(rows, *counters)
+    if shape.only_mailbox:
+        return Page(rows, int(found[0][_ROW_WIDTH]), int(found[0][_ROW_WIDTH + 1]))
+    if offset == 0 and len(rows) < limit:
+        return Page(rows, len(rows), sum(1 for r in rows if not r.seen))
+    if shape.text and found:
+        return Page(rows, int(found[0][_ROW_WIDTH + 2]), int(found[0][_ROW_WIDTH + 3] or 0))
+    del params["limit"], params["offset"]
+    total, unseen = rawread.rows(_cached(_counts, shape, _count_select), params)[0]
+    return Page(rows, int(total or 0), int(unseen or 0))
 
 
 def _check_mailbox(s: Session, user_id: int, mailbox_id: int) -> tuple[int, int]:
@@ -297,45 +565,6 @@ def _resolve(s: Session, user_id: int, f: Filters) -> tuple[int, int, int]:
     if row is None:
         raise NotFound("no such mailbox" if f.mailbox_id is not None else f"no mailbox named {f.mailbox_name}")
     return int(row[0]), int(row[1]), int(row[2])
-
-
-def list_page(
-    user_id: int, filters: Filters, *, sort: str = DEFAULT_SORT, limit: int = 50, offset: int = 0
-) -> Page:
-    """One page of the user's messages matching `filters`, with the counts of all matches."""
-    if sort not in SORTS:
-        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
-    names, descending = SORTS[sort]
-    order = [_SORT_COLUMNS[n].desc() if descending else _SORT_COLUMNS[n].asc() for n in names]
-    with read() as s:
-        counters = None
-        if filters.names_mailbox:
-            box_id, *counts = _resolve(s, user_id, filters)
-            filters = replace(filters, mailbox_id=box_id, mailbox_name=None)
-            counters = (counts[0], counts[1])
-        conditions = _conditions(s, user_id, filters)
-        q = _rows_query().where(and_(*conditions)).order_by(*order).limit(max(0, limit)).offset(max(0, offset))
-        windowed = bool(filters.text)
-        if windowed:
-            # A text search reads every match anyway (to sort them): count them in the same pass.
-            q = q.add_columns(func.count().over(), func.sum(case((Entry.seen.is_(False), 1), else_=0)).over())
-        result = list(s.execute(q))
-        rows = [_row(r) for r in result]
-        if counters is not None and filters.only_mailbox:
-            total, unseen = counters
-        elif offset == 0 and len(rows) < limit:
-            total, unseen = len(rows), sum(1 for r in rows if not r.seen)
-        elif windowed and result:
-            total, unseen = int(result[0][-2]), int(result[0][-1] or 0)
-        else:
-            count = (
-                select(func.count(Entry.id), func.coalesce(func.sum(case((Entry.seen.is_(False), 1), else_=0)), 0))
-                .select_from(Entry)
-                .join(MessageBody, MessageBody.id == Entry.body_id)
-                .where(and_(*conditions))
-            )
-            total, unseen = (int(v or 0) for v in s.execute(count).one())
-    return Page(rows, total, unseen)
 
 
 def get_rows(user_id: int, entry_ids: Sequence[int]) -> list[EmailRow]:
@@ -405,13 +634,18 @@ def recent_rows(user_id: int, limit: int) -> list[EmailRow]:
 def walk(user_id: int, filters: Filters, *, batch: int = 200) -> Iterator[EmailRow]:
     """Every matching entry in id order, read `batch` at a time, each batch in its own short
     read session (for streamed exports)."""
+    if filters.names_mailbox:
+        _box_counts(user_id, filters)  # NotFound when there is no such mailbox
+    shape, params = _shape_and_params(user_id, filters, DEFAULT_SORT, get_engine().dialect.name == "postgresql")
+    statement = rawread.Statement(
+        _rows_query()
+        .where(and_(*_conditions(shape)), Entry.id > bindparam("after"))
+        .order_by(Entry.id)
+        .limit(bindparam("batch"))
+    )
     after = 0
     while True:
-        with read() as s:
-            if filters.names_mailbox:
-                filters = replace(filters, mailbox_id=_resolve(s, user_id, filters)[0], mailbox_name=None)
-            conditions = [*_conditions(s, user_id, filters), Entry.id > after]
-            rows = [_row(r) for r in s.execute(_rows_query().where(and_(*conditions)).order_by(Entry.id).limit(batch))]
+        rows = [_row(r) for r in rawread.rows(statement, {**params, "after": after, "batch": batch})]
         yield from rows
         if len(rows) < batch:
             return

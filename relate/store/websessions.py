@@ -8,6 +8,8 @@ Invariants:
   began. Use is written back at most once per TOUCH_INTERVAL, not on every request.
 - Each session has its own CSRF token, which cookie-authenticated writes must echo in a header.
 - Ended sessions are deleted now and then as new ones start (at most every PURGE_INTERVAL).
+- `lookup` (every cookie-authenticated request) is one statement outside any transaction
+  (relate.store.rawread); signing out deletes the row, so it takes effect at once everywhere.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from relate.db.models import WebSession
+from relate.store import rawread
 from relate.store.session import read, transaction
 from relate.store.sql import rowcount
 
@@ -77,18 +80,31 @@ def create(user_id: int) -> tuple[str, WebSessionInfo]:
     return token, info
 
 
+_LOOKUP = rawread.Statement(
+    select(
+        WebSession.id,
+        WebSession.user_id,
+        WebSession.csrf_token,
+        WebSession.created_at,
+        WebSession.expires_at,
+        WebSession.last_seen_at,
+    ).where(WebSession.id == bindparam("id"))
+)
+
+
 def lookup(token: str) -> WebSessionInfo | None:
     """The live session a cookie token names, or None (unknown, expired or signed out)."""
     if not token or len(token) > 200:
         return None
     now = dt.datetime.now(dt.UTC)
-    with read() as s:
-        row = s.get(WebSession, _digest(token))
-        if row is None or row.expires_at <= now:
-            return None
-        info = _info(row)
-        last_seen = row.last_seen_at
-    if now - last_seen >= TOUCH_INTERVAL:
+    found = rawread.rows(_LOOKUP, {"id": _digest(token)})
+    if not found:
+        return None
+    session_id, user_id, csrf_token, created_at, expires_at, last_seen = found[0]
+    info = WebSessionInfo(session_id, int(user_id), csrf_token, rawread.utc(created_at), rawread.utc(expires_at))
+    if info.expires_at <= now:
+        return None
+    if now - rawread.utc(last_seen) >= TOUCH_INTERVAL:
         expires = _expiry(info.created_at, now)
         with transaction() as t:
             t.s.execute(

@@ -85,3 +85,73 @@ def test_zero_turns_a_limit_off(api: MakeApi, setting: str) -> None:
     server = api(**{**LIMITS, "Api__RateLimitPerIp": "0", "Api__RateLimitPerUser": "0", setting: "0"})
     client = server.new_http(X_Forwarded_For="192.0.2.2")
     assert all(client.get("/api/session").status_code == 200 for _ in range(12))
+
+
+# -- approximate shared counting (PostgreSQL) ----------------------------------------------------
+
+
+def shared_total(key: str, now: float) -> int:
+    """The shared row's count (adding nothing)."""
+    window = ratelimit.window_of(now)
+    return ratelimit._add_postgres({(key, window): 0})[(key, window)]
+
+
+def test_far_from_the_limit_hits_are_written_in_batches(pg_store: Settings) -> None:
+    counters = ratelimit.SharedCounters(flush_interval=3600)  # flushed by hand below
+    t = 1_800_000_000.0
+    for _ in range(15):  # budget(1000) = 20: the first is written, the next 14 counted here
+        assert counters.admit({"ip:lazy": 1000}, now=t) == []
+    assert counters.writes == 1
+    assert shared_total("ip:lazy", t) == 1
+    assert counters.flush()
+    assert counters.writes == 2
+    assert shared_total("ip:lazy", t) == 15
+
+
+def test_a_process_writes_once_its_unwritten_hits_reach_the_budget(pg_store: Settings) -> None:
+    counters = ratelimit.SharedCounters(flush_interval=3600)
+    t = 1_800_000_000.0
+    for _ in range(1 + 3 * (ratelimit.budget(1000) + 1)):
+        counters.admit({"ip:budget": 1000}, now=t)
+    assert counters.writes == 4  # never more than budget(1000) hits unwritten
+    assert shared_total("ip:budget", t) == 1 + 3 * (ratelimit.budget(1000) + 1)
+
+
+def test_the_flusher_writes_pending_hits_within_its_interval(pg_store: Settings) -> None:
+    counters = ratelimit.SharedCounters(flush_interval=0.05)
+    t = time.time()
+    for _ in range(10):
+        counters.admit({"user:flushed": 1000}, now=t)
+    gevent.sleep(0.3)
+    assert shared_total("user:flushed", t) == 10
+    counters.stop()
+
+
+def test_near_the_limit_every_hit_is_exact(pg_store: Settings) -> None:
+    counters = ratelimit.SharedCounters(flush_interval=3600)
+    t = 1_800_000_000.0
+    ratelimit._add_postgres({("ip:near", ratelimit.window_of(t)): 970})  # other replicas' hits
+    answers = [counters.admit({"ip:near": 1000}, now=t) for _ in range(40)]
+    admitted = sum(1 for a in answers if not a)
+    assert admitted == 30  # exactly up to the limit: within budget(1000) of it, every hit is written
+    assert answers[-1][0].count == 1010 and answers[-1][0].key == "ip:near"
+
+
+@pytest.mark.parametrize("limit", [5, 60, 1000])
+def test_replicas_together_stay_within_the_tolerance(pg_store: Settings, limit: int) -> None:
+    """P processes counting one key, none flushing: at most limit + (P - 1) x budget get through."""
+    replicas = [ratelimit.SharedCounters(flush_interval=3600) for _ in range(3)]
+    t = 1_800_000_000.0
+    admitted = 0
+    for n in range(3 * limit):
+        if not replicas[n % 3].admit({"ip:shared": limit}, now=t):
+            admitted += 1
+    assert limit <= admitted <= limit + 2 * ratelimit.budget(limit)
+
+
+def test_admit_is_exact_on_sqlite(store: Settings) -> None:
+    if store.database_url.startswith("postgresql"):
+        pytest.skip("the in-memory counters are SQLite's")
+    t = 1_800_000_000.0
+    answers = [ratelimit.admit({"ip:lite": 3}, now=t) for _ in range(5)]
+    assert [bool(a) for a in answers] == [False, False, False, True, True]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.webapp.conftest import Http, MakeApi
+from webapp.apidoc import MAX_JSON_BYTES
 
 
 @pytest.fixture
@@ -70,10 +73,31 @@ def test_wrong_content_type_is_415_and_missing_body_400(http: Http) -> None:
     assert post_raw(http, "/api/admin/users", b"", "application/json")[0] == 400
 
 
-def test_oversize_bodies_are_refused(http: Http) -> None:
+def test_oversize_bodies_are_400_naming_the_body_and_the_limit(http: Http) -> None:
     status, error = post_raw(http, "/api/admin/users", b'{"email": "' + b"a" * 2_000_000 + b'"}')
-    assert status == 413
-    assert "too large" in error["error"]
+    assert status == 400
+    assert error["field"] == "body"
+    assert str(MAX_JSON_BYTES) in error["error"]
+
+
+def test_oversize_bodies_without_a_length_are_400_too(http: Http) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"email": "'
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = http.post("/api/admin/users", data=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["field"] == "body"
+
+
+def test_a_body_at_the_limit_is_read(http: Http) -> None:
+    padding = MAX_JSON_BYTES - len(b'{"email": "a@b.test", "x": ""}')
+    body = b'{"email": "a@b.test", "x": "' + b"y" * padding + b'"}'
+    assert len(body) == MAX_JSON_BYTES
+    status, error = post_raw(http, "/api/admin/users", body)
+    assert status == 400 and error["field"] == "x"  # read and validated: an unknown field
 
 
 def test_bad_query_parameters_are_400_naming_them(http: Http) -> None:

@@ -156,7 +156,7 @@ def iso(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is not dt.UTC:
         value = value.astimezone(dt.UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat()[:-6] + "Z"  # an aware UTC datetime's isoformat() ends in +00:00
 
 
 def email_summary(row: EmailRow) -> dict[str, Any]:
