@@ -43,9 +43,10 @@ def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["RELATE_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.smtp.max_message_size + 1024 * 1024
-    app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import api, apidoc, auth, cors, errors, health, login, metrics, requestid
+    from webapp import api, apidoc, auth, cors, errors, health, jsonio, login, metrics, requestid
+
+    jsonio.init_app(app)
 
     if settings.api_trusted_proxies:
         n = settings.api_trusted_proxies
