@@ -29,7 +29,7 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(self._encode(obj) + b"\n", mimetype=self.mimetype)
+        return Response(self._encode(obj) + b"\n", mimetype=self.mimetype)
 
     def _encode(self, obj: Any) -> bytes:
         try:
