@@ -20,8 +20,11 @@ What it does, all on 127.0.0.1, and then stops by itself:
    each, with its default (reconnecting) profile and with logout=0, against Relate Mail (a
    fresh user per run) and against a private Dovecot (`dovecot -F -c <own config>`, static
    passdb and userdb, Maildir in the work directory, a free loopback port; Debian package
-   dovecot-imapd). Prints commands per second and the errors imaptest reported; imaptest's
-   whole output is left in /tmp/imaptest-{relate,dovecot}-{1,2}.txt.
+   dovecot-imapd). Prints commands per second, the errors imaptest reported, the imapd's CPU
+   per command and imaptest's own average latency per command for both servers; imaptest's
+   whole output is left in /tmp/imaptest-{relate,dovecot}-{1,2}.txt. With --profile PATH the
+   imapd is recorded with py-spy during each Relate run (PATH-1.txt, PATH-2.txt, collapsed
+   stacks).
 
 BENCH_KEEP=1 keeps the work directory (the daemons' logs) instead of removing it.
 """
@@ -462,6 +465,21 @@ def imaptest(binary: str, port: int, user: str, password: str, secs: int, mbox: 
     return ImaptestResult(commands, min(elapsed, float(secs)) if commands else elapsed, errors, output)
 
 
+def average_latencies(output: str) -> str:
+    """The last "ms/cmd avg" line imaptest printed (its own average latency per command), as
+    "Logi 43 List 119 ...", or "" when it printed none."""
+    lines = output.splitlines()
+    header = None
+    last = ""
+    for line in lines:
+        if line.startswith("Logi"):
+            header = line.split()
+        elif line.endswith("ms/cmd avg") and header:
+            values = line.split()[: len(header)]
+            last = " ".join(f"{name} {value}" for name, value in zip(header, values, strict=False))
+    return last
+
+
 DOVECOT_CONF = """\
 base_dir = {work}/run
 state_dir = {work}/state
@@ -536,13 +554,23 @@ def imaptest_runs(bench: Bench, port: int, imapd: subprocess.Popen[bytes], args:
     with dovecot(bench.workdir) as dovecot_port:
         for (profile, extra), (user, key) in zip(profiles, relate_users, strict=True):
             cpu_before = cpu_seconds(imapd.pid)
+            profiler = None
+            if args.profile:
+                profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
+                                             str(imapd.pid), "-r", "100", "-f", "raw", "-o",
+                                             f"{args.profile}-{len(rows) + 1}.txt", "-d", str(args.imaptest_secs)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             r = imaptest(args.imaptest, port, user, key, args.imaptest_secs, mbox, *extra)
             r.imapd_cpu = cpu_seconds(imapd.pid) - cpu_before
+            if profiler is not None:
+                profiler.wait()
             d = imaptest(args.imaptest, dovecot_port, f"bench{len(rows)}", "bench", args.imaptest_secs, mbox, *extra)
             rows.append((profile, r, d))
             print(f"imaptest {profile}: Relate {r.per_second:.0f}/s ({len(r.errors)} errors, imapd CPU "
                   f"{r.imapd_cpu:.1f}s, {r.cpu_per_command * 1000:.2f} ms/command), "
                   f"Dovecot {d.per_second:.0f}/s ({len(d.errors)} errors)", flush=True)
+            print(f"  ms/command, Relate:  {average_latencies(r.output)}")
+            print(f"  ms/command, Dovecot: {average_latencies(d.output)}", flush=True)
             for name, result in (("relate", r), ("dovecot", d)):
                 (bench.workdir.parent / f"imaptest-{name}-{len(rows)}.txt").write_text(result.output)
     print()
@@ -569,6 +597,9 @@ def main() -> int:
     parser.add_argument("--secs", type=float, default=30.0, help="mixed load duration; 0 skips it")
     parser.add_argument("--imaptest", default=IMAPTEST, help="imaptest binary; empty skips the imaptest runs")
     parser.add_argument("--imaptest-secs", type=int, default=30)
+    parser.add_argument("--profile", default="",
+                        help="record the imapd with py-spy during each Relate imaptest run (collapsed stacks, "
+                             "PROFILE-1.txt for the reconnecting profile, PROFILE-2.txt for logout=0)")
     parser.add_argument("--admin-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     args = parser.parse_args()
 

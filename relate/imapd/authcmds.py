@@ -109,7 +109,7 @@ def _check_password(session: Session, username: str, password: str) -> Done:
         if session.auth_failures >= MAX_AUTH_FAILURES:
             session.closing = "too many authentication failures"
         raise No("invalid login name or key", "AUTHENTICATIONFAILED")
-    throttle.record_success(username)
+    throttle.record_success(username, verdict)
     if not session.sessions.acquire(result.user_id):
         session.log.info("refused %s: too many IMAP connections for this user", result.login)
         raise No("too many connections for this user", "LIMIT")

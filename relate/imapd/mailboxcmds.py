@@ -244,10 +244,13 @@ def _status_line(session: Session, status: MailboxStatus, items: Iterable[str]) 
 
 def status(session: Session, command: c.Status) -> Done | None:
     """RFC 9051 §6.3.11 with DELETED, SIZE (RFC 8438), HIGHESTMODSEQ, APPENDLIMIT (RFC 7889)."""
-    box = _existing(session, command.mailbox)
+    try:
+        found = store_mailboxes.status_named(session.user_id, command.mailbox)
+    except (store.NotFound, store.InvalidInput):
+        raise No(f"no mailbox named {command.mailbox}", "NONEXISTENT") from None
     if "HIGHESTMODSEQ" in command.items:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    session.send(_status_line(session, store_mailboxes.status(session.user_id, box.id), command.items))
+    session.send(_status_line(session, found, command.items))
     return None
 
 

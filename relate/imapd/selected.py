@@ -76,8 +76,7 @@ class RecentClaims:
             return messages
         if floor >= mailbox.uid_next - 1:
             return 0
-        entries = store_messages.list_entries(user_id, mailbox.id)
-        return sum(1 for e in entries if e.uid > floor)
+        return store_messages.count_above(user_id, mailbox.id, floor)
 
 
 recent_claims = RecentClaims()
@@ -127,8 +126,7 @@ class SelectedMailbox:
         """Subscribe to changes, then read the mailbox (so no change falls in between)."""
         subscription = store.bus.subscribe(user_id)
         try:
-            mailbox = store_mailboxes.get_mailbox(user_id, name)
-            entries = store_messages.list_entries(user_id, mailbox.id)
+            mailbox, entries = store_messages.open_view(user_id, name)
         except BaseException:
             subscription.close()
             raise

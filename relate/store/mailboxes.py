@@ -12,6 +12,9 @@ Invariants:
   the names below it. A mailbox's `subscribed` is read from the list. The store subscribes
   what it creates unless the caller says otherwise (IMAP CREATE does); parents created for a
   RENAME are not subscribed.
+- On PostgreSQL the reads the IMAP daemon makes on every command (a mailbox by name or id,
+  the list, STATUS counts) are one statement each on a bare cursor (relate.store.session.pg_read),
+  with the same columns and order as the ORM reads SQLite uses.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from sqlalchemy import case, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from relate.db import get_engine
 from relate.db.models import Entry, Mailbox, Subscription, User
 from relate.store import events as ev
 from relate.store.errors import Conflict, Forbidden, InvalidInput, NotFound
-from relate.store.session import Tx, read, transaction
+from relate.store.session import Tx, pg_read, read, transaction
 from relate.store.types import SPECIAL_MAILBOXES, SPECIAL_USES, MailboxInfo, MailboxStatus
 
 DELIMITER = "/"
@@ -99,13 +103,48 @@ def create_special(t: Tx, user_id: int) -> None:
     _subscribe(t, user_id, [name for name, _ in SPECIAL_MAILBOXES])
 
 
+# The columns of MailboxInfo, `subscribed` read from the subscription list, for bare cursors.
+PG_MAILBOX_COLUMNS = (
+    "m.id, m.user_id, m.name, m.special_use, m.uid_validity, m.uid_next, m.highest_modseq, "
+    "EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = m.user_id AND s.name = m.name)"
+)
+
+
+def pg_info(row: Any) -> MailboxInfo:
+    """MailboxInfo from a bare cursor's row of PG_MAILBOX_COLUMNS."""
+    return MailboxInfo(id=row[0], user_id=row[1], name=row[2], special_use=row[3], uid_validity=row[4],
+                       uid_next=row[5], highest_modseq=row[6], subscribed=bool(row[7]))
+
+
+def _postgres() -> bool:
+    return get_engine().dialect.name == "postgresql"
+
+
+def _pg_mailbox(where: str, params: tuple[Any, ...]) -> MailboxInfo | None:
+    """One mailbox row in one statement on a bare cursor (PostgreSQL; see relate.store.session)."""
+    with pg_read() as cursor:
+        cursor.execute(f"SELECT {PG_MAILBOX_COLUMNS} FROM mailboxes m WHERE {where}", params)
+        row = cursor.fetchone()
+    return None if row is None else pg_info(row)
+
+
 def list_mailboxes(user_id: int) -> list[MailboxInfo]:
+    if _postgres():
+        with pg_read() as cursor:
+            cursor.execute(f"SELECT {PG_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.user_id = %s ORDER BY m.name",
+                           (user_id,))
+            return [pg_info(row) for row in cursor.fetchall()]
     with read() as s:
         return [_info(m) for m in s.scalars(select(Mailbox).where(Mailbox.user_id == user_id).order_by(Mailbox.name))]
 
 
 def get_mailbox(user_id: int, name: str) -> MailboxInfo:
     name = normalise_name(name)
+    if _postgres():
+        found = _pg_mailbox("m.user_id = %s AND m.name = %s", (user_id, name))
+        if found is None:
+            raise NotFound(f"no mailbox named {name}")
+        return found
     with read() as s:
         box = s.scalar(select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.name == name))
         if box is None:
@@ -114,6 +153,11 @@ def get_mailbox(user_id: int, name: str) -> MailboxInfo:
 
 
 def get_mailbox_by_id(user_id: int, mailbox_id: int) -> MailboxInfo:
+    if _postgres():
+        found = _pg_mailbox("m.id = %s AND m.user_id = %s", (mailbox_id, user_id))
+        if found is None:
+            raise NotFound("no such mailbox")
+        return found
     with read() as s:
         box = s.get(Mailbox, mailbox_id)
         if box is None or box.user_id != user_id:
@@ -286,6 +330,8 @@ def status(user_id: int, mailbox_id: int) -> MailboxStatus:
 
 def status_all(user_id: int, mailbox_ids: list[int] | None = None) -> list[MailboxStatus]:
     """Counts for the user's mailboxes (all, or the given ones) in one statement."""
+    if _postgres():
+        return _pg_status_all(user_id, mailbox_ids)
     counts = (
         select(
             Entry.mailbox_id,
@@ -317,6 +363,41 @@ def status_all(user_id: int, mailbox_ids: list[int] | None = None) -> list[Mailb
             )
             for box, messages, unseen, deleted, size in rows
         ]
+
+
+def _pg_status_all(user_id: int, mailbox_ids: list[int] | None, name: str | None = None) -> list[MailboxStatus]:
+    """status_all() (or the status of the mailbox `name`) in one statement on a bare cursor."""
+    boxes = "m.user_id = %(u)s"
+    if mailbox_ids is not None:
+        boxes += " AND m.id = ANY(%(ids)s)"
+    if name is not None:
+        boxes += " AND m.name = %(n)s"
+    sql = (
+        f"WITH box AS (SELECT {PG_MAILBOX_COLUMNS} AS subscribed FROM mailboxes m WHERE {boxes}) "
+        "SELECT box.*, c.messages, c.unseen, c.deleted, c.size FROM box LEFT JOIN "
+        "(SELECT mailbox_id, count(*) AS messages, count(*) FILTER (WHERE NOT seen) AS unseen, "
+        "count(*) FILTER (WHERE deleted) AS deleted, sum(size) AS size FROM entries "
+        "WHERE user_id = %(u)s AND mailbox_id IN (SELECT id FROM box) GROUP BY mailbox_id) AS c "
+        "ON c.mailbox_id = box.id ORDER BY box.name"
+    )
+    with pg_read() as cursor:
+        cursor.execute(sql, {"u": user_id, "ids": mailbox_ids, "n": name})
+        rows = cursor.fetchall()
+    if mailbox_ids is not None and len(rows) != len(set(mailbox_ids)):
+        raise NotFound("no such mailbox")
+    return [MailboxStatus(mailbox=pg_info(row), messages=int(row[8] or 0), unseen=int(row[9] or 0),
+                          deleted=int(row[10] or 0), size=int(row[11] or 0)) for row in rows]
+
+
+def status_named(user_id: int, name: str) -> MailboxStatus:
+    """The status of the user's mailbox `name` (IMAP STATUS); one statement on PostgreSQL."""
+    name = normalise_name(name)
+    if not _postgres():
+        return status(user_id, get_mailbox(user_id, name).id)
+    found = _pg_status_all(user_id, None, name)
+    if not found:
+        raise NotFound(f"no mailbox named {name}")
+    return found[0]
 
 
 def lock_mailbox(t: Tx, mailbox_id: int) -> None:

@@ -8,17 +8,23 @@ Invariants:
   once here; FETCH and the API read the stored metadata.
 - Each user's entry is independent: flags, moves and deletes touch only that user's rows.
 - Every mutation emits change events through its transaction (see relate.store.session).
-- STORE, EXPUNGE and APPEND take the mailbox row lock by claiming their MODSEQ (and UIDs)
-  first (`_claim_modseq`), before they read or write any entry, so every writer locks in the
-  same order (mailbox, then entries) and UIDs and MODSEQs still commit in ascending order.
-  Entries are then read and written set-wise (one statement for any number of messages,
-  never row by row). When nothing changed the transaction is rolled back: no MODSEQ is
-  spent, no event is sent.
-- On PostgreSQL these writes and the hot reads (the IMAP view, its changes, message bodies)
-  run on bare psycopg2 cursors (relate.store.session.pg_transaction / pg_read): a write is two
-  messages to the server — "BEGIN; claim; read or write" and "write; NOTIFY; COMMIT" — so the
-  mailbox lock is held across one round trip to this process, not one per statement. The
-  same functions on SQLite run through SQLAlchemy with the same results.
+- STORE, EXPUNGE and APPEND take the mailbox row lock before they read or write any entry,
+  so every writer locks in the same order (mailbox, then entries) and UIDs and MODSEQs commit
+  in ascending order. Entries are read and written set-wise (one statement for any number of
+  messages, never row by row). When nothing changed no MODSEQ is spent and no event is sent.
+- On PostgreSQL each of these writes is one message to the server
+  (relate.store.session.pg_write), so the mailbox lock is held only while PostgreSQL runs it,
+  never across a round trip to this process. STORE and EXPUNGE are "lock; one statement":
+  the lock (`_pg_lock_if`, taken only when the write will change something: a no-op takes no
+  lock and waits for no WAL flush), then, with a snapshot taken once the lock is ours, one statement that
+  computes the new flags in SQL (`_pg_new_flags`, the rules of `_new_flags`), writes the
+  changed entries, spends a MODSEQ only if any changed, and NOTIFYs the change with the payload
+  Change.to_json() gives (relate.store.pgnotify). APPEND is one statement whose claim of a UID
+  and MODSEQ (an UPDATE of the mailbox row) takes the lock. The implicit transaction commits
+  before the server answers, so nothing is acknowledged before commit. On SQLite the same
+  functions run through SQLAlchemy (`_claim_modseq` first) with the same results.
+- The hot reads (the IMAP view at SELECT, its changes, message bodies) run on bare psycopg2
+  cursors (relate.store.session.pg_read).
 - A view's changes (`mailbox_changes`) are one statement: the entries changed, the UIDs
   expunged and the mailbox HIGHESTMODSEQ come from one snapshot in one round trip.
 """
@@ -29,7 +35,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -52,10 +58,10 @@ from relate.db import get_engine
 from relate.db.models import Address, Domain, Entry, Expunged, Mailbox, MessageBody
 from relate.message import ParsedMessage, parse_message
 from relate.store import events as ev
-from relate.store import filters
+from relate.store import filters, pgnotify
 from relate.store.errors import InvalidInput, NotFound
-from relate.store.mailboxes import lock_mailbox
-from relate.store.session import PgTx, Tx, pg_read, pg_transaction, read, retrying, transaction
+from relate.store.mailboxes import PG_MAILBOX_COLUMNS, get_mailbox, lock_mailbox, normalise_name, pg_info
+from relate.store.session import Tx, pg_read, pg_write, read, retrying, transaction
 from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import Delivered, EntryInfo, Envelope, MailboxInfo
 
@@ -135,6 +141,7 @@ _SYSTEM_FLAG_NAMES = tuple(_COLUMN_FLAGS.values())  # in the column order of _EN
 _ENTRIES = cast(Table, Entry.__table__)
 _PG_ENTRY_COLUMNS = ("id, mailbox_id, uid, modseq, body_id, size, internal_date, seen, answered, flagged, deleted, "
                      "draft, keywords, thread_id, envelope_from")  # _ENTRY_COLUMNS for bare cursors
+_PG_RETURNED = ", ".join(f"e.{c.strip()}" for c in _PG_ENTRY_COLUMNS.split(","))  # the same, of "e"
 
 
 def bare_cursors() -> bool:
@@ -399,32 +406,41 @@ _PG_APPEND = (
     "SELECT %(b_user)s, box.id, body.id, box.uid_next - 1, box.highest_modseq, %(size)s, %(thread_id)s, %(when)s, "
     "%(envelope_from)s, %(seen)s, %(answered)s, %(flagged)s, %(deleted)s, %(draft)s, %(keywords)s::jsonb "
     "FROM box, body RETURNING id, body_id) "
-    "SELECT box.*, entry.id, entry.body_id FROM box, entry"
+    "SELECT box.*, entry.id, entry.body_id, {note}::text FROM box, entry"
 )
 
 
 def _pg_append(user_id: int, mailbox_id: int, raw: bytes, system: dict[str, bool], keywords: list[str],
                when: dt.datetime, origin: str, parsed: ParsedMessage, envelope_from: str | None,
                ) -> tuple[MailboxInfo, EntryInfo]:
-    """append() in two messages: the one statement of _PG_APPEND; then NOTIFY and COMMIT."""
+    """append() as one message to PostgreSQL: the one statement of _PG_APPEND, which also
+    NOTIFYs; committed when the answer comes back."""
     params: dict[str, Any] = body_row(raw, parsed, dt.datetime.now(dt.UTC))
     params["meta"] = json.dumps(params["meta"])
     columns = {col: system.get(col, False) for col in _COLUMN_FLAGS}
+    flags = row_flags(list(columns.values()), keywords)
     params.update(columns, b_mailbox=mailbox_id, b_user=user_id, b_uids=1, when=when, envelope_from=envelope_from,
                   keywords=json.dumps(keywords), thread_id=parsed.thread_id)
-    with pg_transaction() as t:
-        rows = t.query(_PG_APPEND.replace("{claim}", _pg_claim_sql()), params)
-        if not rows:
-            raise NotFound("no such mailbox")
-        row = rows[0]
-        box = MailboxInfo(id=row[0], user_id=row[1], name=row[2], special_use=row[3], uid_validity=row[4],
-                          uid_next=row[5], highest_modseq=row[6], subscribed=bool(row[7]))
-        entry = EntryInfo(id=int(row[8]), mailbox_id=mailbox_id, uid=box.uid_next - 1, modseq=box.highest_modseq,
-                          body_id=int(row[9]), size=len(raw), internal_date=when,
-                          flags=row_flags(list(columns.values()), keywords), thread_id=parsed.thread_id,
-                          envelope_from=envelope_from)
-        t.emit(ev.Change(ev.NEW, user_id, mailbox_id, (entry.uid,), entry.modseq, box.name, origin=origin,
-                         extra=summary(entry, parsed)))
+    marked = EntryInfo(id=pgnotify.MARK_ID, mailbox_id=mailbox_id, uid=pgnotify.MARK_UID, modseq=pgnotify.MARK_MODSEQ,
+                       body_id=0, size=len(raw), internal_date=when, flags=flags, thread_id=parsed.thread_id,
+                       envelope_from=envelope_from)
+    change = ev.Change(ev.NEW, user_id, mailbox_id, (pgnotify.MARK_UID,), pgnotify.MARK_MODSEQ, pgnotify.MARK_NAME,
+                       origin=origin, extra=summary(marked, parsed))
+    note = pgnotify.payload(change, [
+        (pgnotify.UIDS, "'[[' || (box.uid_next - 1) || ',' || (box.uid_next - 1) || ']]'"),
+        (pgnotify.MODSEQ, "box.highest_modseq"), (pgnotify.NAME, "to_json(box.name)"), (pgnotify.ID, "entry.id"),
+    ])
+    params.update(note.params)
+    rows = pg_write(_PG_APPEND.replace("{claim}", _pg_claim_sql()).replace("{note}", note.notify("box, entry")),
+                    params)
+    if not rows:
+        raise NotFound("no such mailbox")
+    row = rows[0]
+    box = MailboxInfo(id=row[0], user_id=row[1], name=row[2], special_use=row[3], uid_validity=row[4],
+                      uid_next=row[5], highest_modseq=row[6], subscribed=bool(row[7]))
+    entry = EntryInfo(id=int(row[8]), mailbox_id=mailbox_id, uid=box.uid_next - 1, modseq=box.highest_modseq,
+                      body_id=int(row[9]), size=len(raw), internal_date=when, flags=flags, thread_id=parsed.thread_id,
+                      envelope_from=envelope_from)
     return box, entry
 
 
@@ -443,6 +459,40 @@ def list_entries(user_id: int, mailbox_id: int) -> list[EntryInfo]:
             select(*_ENTRY_COLUMNS).where(Entry.mailbox_id == mailbox_id, Entry.user_id == user_id).order_by(Entry.uid)
         )
         return [row_info(r) for r in rows]
+
+
+_PG_VIEW = (
+    f"WITH box AS (SELECT {PG_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.user_id = %(u)s AND m.name = %(n)s) "
+    f"SELECT box.*, {_PG_RETURNED} FROM box LEFT JOIN entries e ON e.mailbox_id = box.id AND e.user_id = %(u)s "
+    "ORDER BY e.uid"
+)
+
+
+def open_view(user_id: int, name: str) -> tuple[MailboxInfo, list[EntryInfo]]:
+    """The mailbox named `name` and every entry of it in UID order (the IMAP SELECT view);
+    on PostgreSQL both in one statement (one snapshot, one round trip)."""
+    name = normalise_name(name)
+    if not bare_cursors():
+        box = get_mailbox(user_id, name)
+        return box, list_entries(user_id, box.id)
+    with pg_read() as cursor:
+        cursor.execute(_PG_VIEW, {"u": user_id, "n": name})
+        rows = cursor.fetchall()
+    if not rows:
+        raise NotFound(f"no mailbox named {name}")
+    return pg_info(rows[0]), [row_info(_pg_row(r[8:])) for r in rows if r[8] is not None]
+
+
+def count_above(user_id: int, mailbox_id: int, uid: int) -> int:
+    """How many entries of the mailbox have a UID above `uid` (STATUS RECENT), in one statement."""
+    if bare_cursors():
+        with pg_read() as cursor:
+            cursor.execute("SELECT count(*) FROM entries WHERE mailbox_id = %s AND user_id = %s AND uid > %s",
+                           (mailbox_id, user_id, uid))
+            return int(cursor.fetchone()[0])
+    with read() as s:
+        return int(s.scalar(select(func.count(Entry.id)).where(Entry.mailbox_id == mailbox_id, Entry.user_id == user_id,
+                                                               Entry.uid > uid)) or 0)
 
 
 def get_entries(user_id: int, mailbox_id: int, uids: Sequence[int]) -> list[EntryInfo]:
@@ -611,7 +661,7 @@ def _pg_claim_sql() -> str:
     return _claim_sql[0]
 
 
-def _claim_modseq(t: Tx | PgTx, user_id: int, mailbox_id: int, uids: int = 0) -> MailboxInfo:
+def _claim_modseq(t: Tx, user_id: int, mailbox_id: int, uids: int = 0) -> MailboxInfo:
     """Lock the user's mailbox row by reserving `uids` UIDs and one new MODSEQ (one statement).
 
     Returns the mailbox as updated: its `highest_modseq` is this transaction's MODSEQ and its
@@ -619,12 +669,7 @@ def _claim_modseq(t: Tx | PgTx, user_id: int, mailbox_id: int, uids: int = 0) ->
     touches entries, so concurrent writers queue here and never deadlock on entry rows.
     """
     params = {"b_mailbox": mailbox_id, "b_user": user_id, "b_uids": uids}
-    row: Any
-    if isinstance(t, PgTx):
-        rows = t.query(_pg_claim_sql(), params)
-        row = rows[0] if rows else None
-    else:
-        row = t.s.execute(_CLAIM, params).one_or_none()
+    row = t.s.execute(_CLAIM, params).one_or_none()
     if row is None:
         raise NotFound("no such mailbox")
     return MailboxInfo(id=row[0], user_id=row[1], name=row[2], special_use=row[3], uid_validity=row[4],
@@ -687,27 +732,8 @@ class _FlagPlan:
         self.changed.append(dataclasses.replace(row_info(row), modseq=modseq, flags=row_flags(columns, new_kw)))
 
 
-_PG_WRITE_FLAGS = (
-    "UPDATE entries AS e SET seen = u.seen, answered = u.answered, flagged = u.flagged, deleted = u.deleted, "
-    "draft = u.draft, keywords = CAST(u.keywords AS jsonb), modseq = %(modseq)s "
-    "FROM unnest(%(ids)s, %(seen)s, %(answered)s, %(flagged)s, %(deleted)s, %(draft)s, %(keywords)s) "
-    "AS u(id, seen, answered, flagged, deleted, draft, keywords) WHERE e.id = u.id"
-)
-
-
-def _flag_params(modseq: int, updates: list[_FlagUpdate]) -> dict[str, Any]:
-    params: dict[str, Any] = {"modseq": modseq, "ids": [entry_id for entry_id, _, _ in updates]}
-    for i, col in enumerate(_COLUMN_FLAGS):
-        params[col] = [columns[i] for _, columns, _ in updates]
-    params["keywords"] = [json.dumps(kw) for _, _, kw in updates]
-    return params
-
-
 def _write_flags(t: Tx, modseq: int, updates: list[_FlagUpdate]) -> None:
-    """Set the flags of many entries at once: one statement on PostgreSQL."""
-    if t.postgres:
-        t.s.connection().exec_driver_sql(_PG_WRITE_FLAGS, _flag_params(modseq, updates))
-        return
+    """Set the flags of many entries at once (SQLite: one executemany)."""
     t.s.connection().execute(
         update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_id")),
         [
@@ -733,46 +759,126 @@ def store_flags(
     system, keywords = split_flags(flags)
     wanted = sorted(set(uids))
     plan = _FlagPlan(mode, system, keywords, unchanged_since)
+    if bare_cursors():
+        return retrying(lambda: _pg_store_flags(user_id, mailbox_id, wanted, plan, origin))
     try:
-        if bare_cursors():
-            retrying(lambda: _run_pg(_store_flags_pg, user_id, mailbox_id, wanted, plan, origin))
-        else:
-            with transaction() as t:
-                _store_flags_orm(t, user_id, mailbox_id, wanted, plan, origin)
+        with transaction() as t:
+            _store_flags_orm(t, user_id, mailbox_id, wanted, plan, origin)
     except _NothingChanged:
         return FlagResult([], plan.failed, 0)
     return FlagResult(plan.changed, plan.failed, plan.changed[0].modseq)
 
 
-_PG_STORE_READ = (
-    # The claim (row lock and MODSEQ), then, as a second statement with a snapshot taken after
-    # the lock was granted, the entries as they are now.
-    "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = %(m)s AND user_id = %(u)s; "
-    "SELECT m.highest_modseq, m.name, " + ", ".join(f"e.{c.strip()}" for c in _PG_ENTRY_COLUMNS.split(",")) + " "
-    "FROM mailboxes m LEFT JOIN entries e ON e.mailbox_id = m.id AND e.uid = ANY(%(uids)s) "
-    "WHERE m.id = %(m)s AND m.user_id = %(u)s ORDER BY e.uid"
-)
 
 
-def _run_pg(work: Callable[..., None], *args: Any) -> None:
-    with pg_transaction() as t:
-        work(t, *args)
+def _pg_lock_if(condition: str) -> str:
+    """The first statement of a STORE or EXPUNGE: lock the user's mailbox row, but only when
+    `condition` (SQL on this statement's snapshot) says the write will change something. A
+    write that changes nothing then takes no lock, gets no transaction id and commits without
+    a WAL flush, and the write's second statement does nothing (`_PG_HELD`): it answers as of
+    this snapshot, when it was a no-op."""
+    return (f"SELECT 1 FROM mailboxes AS m WHERE m.id = %(m)s AND m.user_id = %(u)s AND ({condition}) "
+            "FOR NO KEY UPDATE OF m; ")
 
 
-def _store_flags_pg(t: PgTx, user_id: int, mailbox_id: int, uids: list[int], plan: _FlagPlan, origin: str) -> None:
-    """Two messages: claim and read; then write, NOTIFY and COMMIT."""
-    plan.start()
-    rows = t.query(_PG_STORE_READ, {"m": mailbox_id, "u": user_id, "uids": uids})
-    if not rows:
+# In the second statement: whether the first one locked the mailbox (locking a row is what
+# gives this transaction its id; nothing else before it writes).
+_PG_HELD = "held AS (SELECT 1 WHERE txid_current_if_assigned() IS NOT NULL)"
+# An entry's keywords as a JSON list (a stored JSON null reads as no keywords).
+_PG_KEYWORDS = "CASE WHEN jsonb_typeof(e.keywords) = 'array' THEN e.keywords ELSE '[]'::jsonb END"
+
+
+def _pg_new_flags(mode: str) -> tuple[list[str], str]:
+    """SQL for an entry's five system flag columns and its keywords after a STORE (`_new_flags`
+    in SQL). Keywords compare case-insensitively with lower(), sort as `str.lower` sorts (code
+    point order of the lowered text), and keep their first spelling. lower() is Python's
+    str.lower for ASCII, which is all an IMAP keyword (an atom) can be; for other keywords
+    (the API's labels) the database's locale decides what differs only in case."""
+    if mode == "set":
+        return [f"%({col})s" for col in _COLUMN_FLAGS], "CAST(%(kw)s AS jsonb)"
+    if mode == "add":
+        keywords = (
+            "(SELECT COALESCE(jsonb_agg(a.k ORDER BY lower(a.k) COLLATE \"C\"), '[]'::jsonb) FROM ("
+            f"SELECT t.k FROM jsonb_array_elements_text({_PG_KEYWORDS}) AS t(k) UNION ALL "
+            "SELECT r.k FROM unnest(CAST(%(kws)s AS text[])) AS r(k) WHERE lower(r.k) NOT IN "
+            f"(SELECT lower(x.k) FROM jsonb_array_elements_text({_PG_KEYWORDS}) AS x(k))) AS a)"
+        )
+        return [f"(e.{col} OR %({col})s)" for col in _COLUMN_FLAGS], keywords
+    keywords = (
+        f"(SELECT COALESCE(jsonb_agg(t.k ORDER BY t.n), '[]'::jsonb) FROM jsonb_array_elements_text({_PG_KEYWORDS}) "
+        "WITH ORDINALITY AS t(k, n) WHERE lower(t.k) <> ALL (SELECT lower(r.k) FROM unnest(CAST(%(kws)s AS text[])) AS r(k)))"
+    )
+    return [f"(e.{col} AND NOT %({col})s)" for col in _COLUMN_FLAGS], keywords
+
+
+_PG_BLANK = ", ".join(["NULL"] * len(_ENTRY_COLUMNS))
+_KIND_FAILED = 2  # a row of _pg_store_sql: a UID refused by UNCHANGEDSINCE
+
+
+def _pg_store_sql(mode: str, since: bool, note: str) -> str:
+    """STORE as one message: the lock (when something will change, `_pg_lock_if`); then one
+    statement that computes the new flags of the entries as they are once the lock is ours,
+    writes the changed ones with a new MODSEQ (none is spent when nothing changes) and
+    NOTIFYs. Rows: (kind, name, MODSEQ, -, entry...)."""
+    columns, keywords = _pg_new_flags(mode)
+    new = ", ".join(f"{sql} AS n_{col}" for sql, col in zip(columns, _COLUMN_FLAGS, strict=True))
+    old = ", ".join(f"e.{col} AS o_{col}" for col in _COLUMN_FLAGS)
+    changes = " OR ".join(f"n_{col} IS DISTINCT FROM o_{col}" for col in _COLUMN_FLAGS) + (
+        " OR NOT (n_keywords @> o_keywords AND o_keywords @> n_keywords "
+        "AND jsonb_array_length(n_keywords) = jsonb_array_length(o_keywords))")
+    assignments = ", ".join(f"{col} = chg.n_{col}" for col in _COLUMN_FLAGS)
+    named = "e.mailbox_id = %(m)s AND e.uid = ANY(%(uids)s)"
+    unchanged = " AND e.modseq <= %(since)s" if since else ""
+    computed = f"e.id, {new}, {keywords} AS n_keywords, {old}, {_PG_KEYWORDS} AS o_keywords"
+    lock_if = f"EXISTS (SELECT 1 FROM (SELECT {computed} FROM entries AS e WHERE {named}{unchanged}) AS c WHERE {changes})"
+    wanted = f"{named} AND EXISTS (SELECT 1 FROM box) AND EXISTS (SELECT 1 FROM held)"
+    failed = ""
+    if since:
+        lock_if += f" OR EXISTS (SELECT 1 FROM entries AS e WHERE {named} AND e.modseq > %(since)s)"
+        failed = (f" UNION ALL SELECT {_KIND_FAILED}, NULL, NULL, NULL, NULL, NULL, e.uid, "
+                  f"{', '.join(['NULL'] * (len(_ENTRY_COLUMNS) - 3))} FROM entries AS e "
+                  f"WHERE {wanted} AND e.modseq > %(since)s")
+    return (
+        _pg_lock_if(lock_if)
+        + f"WITH {_PG_HELD}, box AS (SELECT id, name, highest_modseq FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
+        f"cur AS (SELECT {computed} FROM entries AS e WHERE {wanted}{unchanged}), "
+        f"chg AS (SELECT * FROM cur WHERE {changes}), "
+        "bump AS (UPDATE mailboxes SET highest_modseq = highest_modseq + 1 "
+        "WHERE id = %(m)s AND EXISTS (SELECT 1 FROM chg) RETURNING highest_modseq), "
+        f"upd AS (UPDATE entries AS e SET {assignments}, keywords = chg.n_keywords, modseq = bump.highest_modseq "
+        f"FROM chg, bump WHERE e.id = chg.id RETURNING {_PG_RETURNED}) "
+        f"SELECT {_KIND_ENTRY}, NULL, NULL, NULL, upd.* FROM upd "
+        f"UNION ALL SELECT {_KIND_MAILBOX}, box.name, COALESCE(bump.highest_modseq, box.highest_modseq), "
+        f"{note}::text, {_PG_BLANK} FROM box LEFT JOIN bump ON true" + failed
+    )
+
+
+def _pg_store_flags(user_id: int, mailbox_id: int, uids: list[int], plan: _FlagPlan, origin: str) -> FlagResult:
+    """store_flags() as one message to PostgreSQL (see _pg_store_sql)."""
+    change = ev.Change(ev.FLAGS, user_id, mailbox_id, (pgnotify.MARK_UID,), pgnotify.MARK_MODSEQ, pgnotify.MARK_NAME,
+                       origin=origin)
+    note = pgnotify.payload(change, [(pgnotify.UIDS, pgnotify.uid_ranges("upd")),
+                                     (pgnotify.MODSEQ, "bump.highest_modseq"), (pgnotify.NAME, "to_json(box.name)")])
+    params: dict[str, Any] = {"m": mailbox_id, "u": user_id, "uids": uids, "since": plan.unchanged_since,
+                              "kw": json.dumps(plan.keywords), "kws": plan.keywords, **note.params}
+    params.update({col: plan.system.get(col, False) for col in _COLUMN_FLAGS})
+    sql = _pg_store_sql(plan.mode, plan.unchanged_since is not None, note.notify("bump, box"))
+    found = False
+    modseq = 0
+    changed: list[EntryInfo] = []
+    failed: list[int] = []
+    for row in pg_write(sql, params):
+        if row[0] == _KIND_MAILBOX:
+            found, modseq = True, int(row[2])
+        elif row[0] == _KIND_ENTRY:
+            changed.append(row_info(_pg_row(row[4:])))
+        else:
+            failed.append(int(row[6]))
+    if not found:
         raise NotFound("no such mailbox")
-    modseq, name = int(rows[0][0]), rows[0][1]
-    for row in rows:
-        if row[2] is not None:
-            plan.add(_pg_row(row[2:]), modseq)
-    if not plan.updates:
-        raise _NothingChanged()
-    t.defer(_PG_WRITE_FLAGS, _flag_params(modseq, plan.updates))
-    t.emit(ev.Change(ev.FLAGS, user_id, mailbox_id, tuple(c.uid for c in plan.changed), modseq, name, origin=origin))
+    changed.sort(key=lambda e: e.uid)
+    failed.sort()
+    return FlagResult(changed, failed, modseq if changed else 0)
 
 
 def _store_flags_orm(t: Tx, user_id: int, mailbox_id: int, uids: list[int], plan: _FlagPlan, origin: str) -> None:
@@ -883,37 +989,43 @@ def expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None = None, *,
     return [u for u, _ in gone]
 
 
+def _pg_expunge_sql(only_deleted: bool, some: bool, note: str) -> str:
+    """EXPUNGE as one message: the lock (when there is something to remove, `_pg_lock_if`);
+    then one statement that deletes the entries, spends a
+    MODSEQ only when it removed any, records the UIDs for VANISHED and NOTIFYs. One row: the
+    mailbox name, the MODSEQ (NULL when nothing went), the UIDs and entry ids removed."""
+    named = "mailbox_id = %(m)s" + (" AND deleted" if only_deleted else "")
+    if some:
+        named += " AND uid = ANY(%(uids)s)"
+    where = named + " AND EXISTS (SELECT 1 FROM box) AND EXISTS (SELECT 1 FROM held)"
+    return (
+        _pg_lock_if(f"EXISTS (SELECT 1 FROM entries WHERE {named})")
+        + f"WITH {_PG_HELD}, box AS (SELECT id, name FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
+        f"gone AS (DELETE FROM entries WHERE {where} RETURNING id, uid), "
+        "bump AS (UPDATE mailboxes SET highest_modseq = highest_modseq + 1 "
+        "WHERE id = %(m)s AND EXISTS (SELECT 1 FROM gone) RETURNING highest_modseq), "
+        "kept AS (INSERT INTO expunged (mailbox_id, uid, modseq) "
+        "SELECT %(m)s, gone.uid, bump.highest_modseq FROM gone, bump) "
+        f"SELECT box.name, bump.highest_modseq, {note}::text, "
+        "(SELECT array_agg(uid ORDER BY uid) FROM gone), (SELECT array_agg(id ORDER BY id) FROM gone) "
+        "FROM box LEFT JOIN bump ON true"
+    )
+
+
 def _pg_expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None, only_deleted: bool,
                 origin: str) -> list[int]:
-    """expunge() in two messages: the claim with one statement that deletes the entries and
-    records their UIDs for VANISHED; then the NOTIFY and the COMMIT."""
-    where = "mailbox_id = %(m)s AND EXISTS (SELECT 1 FROM box)" + (" AND deleted" if only_deleted else "")
-    if uids is not None:
-        where += " AND uid = ANY(%(uids)s)"
-    try:
-        with pg_transaction() as t:
-            rows = t.query(
-                "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = %(m)s AND user_id = %(u)s; "
-                "WITH box AS (SELECT highest_modseq, name FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
-                f"gone AS (DELETE FROM entries WHERE {where} RETURNING id, uid), "
-                "kept AS (INSERT INTO expunged (mailbox_id, uid, modseq) "
-                "SELECT %(m)s, gone.uid, box.highest_modseq FROM gone, box) "
-                "SELECT box.highest_modseq, box.name, gone.uid, gone.id FROM box LEFT JOIN gone ON true "
-                "ORDER BY gone.uid",
-                {"m": mailbox_id, "u": user_id, "uids": sorted(set(uids or ()))},
-            )
-            if not rows:
-                raise NotFound("no such mailbox")
-            modseq, name = int(rows[0][0]), rows[0][1]
-            gone = [(int(uid), int(id_)) for _, _, uid, id_ in rows if uid is not None]
-            if not gone:
-                raise _NothingChanged()
-            removed = [uid for uid, _ in gone]
-            t.emit(ev.Change(ev.EXPUNGE, user_id, mailbox_id, tuple(removed), modseq, name, origin=origin,
-                             extra={"ids": sorted(i for _, i in gone)}))
-    except _NothingChanged:
-        return []
-    return removed
+    """expunge() as one message to PostgreSQL (see _pg_expunge_sql)."""
+    change = ev.Change(ev.EXPUNGE, user_id, mailbox_id, (pgnotify.MARK_UID,), pgnotify.MARK_MODSEQ,
+                       pgnotify.MARK_NAME, origin=origin, extra={"ids": [pgnotify.MARK_ID]})
+    note = pgnotify.payload(change, [
+        (pgnotify.UIDS, pgnotify.uid_ranges("gone")), (pgnotify.MODSEQ, "bump.highest_modseq"),
+        (pgnotify.NAME, "to_json(box.name)"), (f"[{pgnotify.ID}]", pgnotify.id_list("gone")),
+    ])
+    params = {"m": mailbox_id, "u": user_id, "uids": sorted(set(uids or ())), **note.params}
+    rows = pg_write(_pg_expunge_sql(only_deleted, uids is not None, note.notify("bump, box")), params)
+    if not rows:
+        raise NotFound("no such mailbox")
+    return [int(uid) for uid in rows[0][3] or ()]
 
 
 def move_all(t: Tx, src: Mailbox, dst: Mailbox) -> None:

@@ -12,10 +12,17 @@ Invariants:
   snapshot, exactly as it would inside a READ COMMITTED transaction, without the BEGIN and
   ROLLBACK round trips around it. A caller that needs several statements to see one snapshot
   puts them in one statement.
-- `pg_read()` and `pg_transaction()` are the same two units of work on a bare psycopg2 cursor
-  of the same pool, for the hottest IMAP paths on PostgreSQL (a SQLAlchemy Session costs
-  several times the CPU of the statement it runs). Same guarantees: commit before return,
-  NOTIFY inside the transaction, the same errors (`RetryableConflict`, `TemporaryFailure`).
+- `pg_read()` and `pg_write()` are a read and a unit of work on a bare psycopg2 cursor of the
+  same pool, for the hottest IMAP paths on PostgreSQL (a SQLAlchemy Session costs several
+  times the CPU of the statement it runs). Same guarantees: commit before return, NOTIFY
+  inside the transaction (the statement itself calls pg_notify), the same errors
+  (`RetryableConflict`, `TemporaryFailure`).
+- `pg_write()` sends a whole write as one message (no BEGIN, no COMMIT): PostgreSQL runs the
+  statements of one simple-query message as one implicit transaction, each statement with a
+  snapshot of its own (READ COMMITTED), commits at the end of the message, and only then
+  tells the client it is done. A lock taken by its first statement is therefore held only
+  while the server runs the rest, never across a round trip to this process, and its rows
+  (those of its last statement) are returned after the commit.
 """
 
 from __future__ import annotations
@@ -151,84 +158,21 @@ def pg_read() -> Iterator[Any]:
         fairy.close()
 
 
-@dataclass
-class PgTx:
-    """A transaction on a bare psycopg2 cursor, sent as few messages as possible.
-
-    The connection is in autocommit mode and the transaction is explicit: the first `query`
-    goes out as "BEGIN; <statements>", and statements given to `defer` go out with the
-    NOTIFY of the emitted changes and the COMMIT, as one message. A writer that locks a row in
-    its first query therefore holds the lock across one round trip, not one per statement.
-    """
-
-    cursor: Any  # psycopg2 cursor, its connection in autocommit mode
-    changes: list[Change] = field(default_factory=list)  # emitted, NOTIFYed at commit
-    deferred: list[bytes] = field(default_factory=list)  # statements sent with the COMMIT
-    begun: bool = False  # BEGIN went out: the transaction is open on the server
-
-    def query(self, sql: str, params: Any = None) -> list[Any]:
-        """Run `sql` (one or more statements) now; the rows of the last one."""
-        message = self.cursor.mogrify(sql, params)
-        if not self.begun:
-            message = b"BEGIN; " + message
-            self.begun = True
-        self.cursor.execute(message)
-        return list(self.cursor.fetchall()) if self.cursor.description is not None else []
-
-    def defer(self, sql: str, params: Any = None) -> None:
-        """Run `sql` with the COMMIT (it must not be needed for anything before)."""
-        self.deferred.append(self.cursor.mogrify(sql, params))
-
-    def emit(self, change: Change) -> None:
-        self.changes.append(change)
-
-    def commit(self) -> None:
-        parts = list(self.deferred)
-        if self.changes:
-            calls = ", ".join(["pg_notify(%s, %s)"] * len(self.changes))
-            parts.append(self.cursor.mogrify(f"SELECT {calls}", [v for c in self.changes for v in (CHANNEL, c.to_json())]))
-        if not parts and not self.begun:
-            return  # nothing was sent: nothing to commit
-        if not self.begun:
-            parts.insert(0, b"BEGIN")
-        parts.append(b"COMMIT")
-        self.cursor.execute(b"; ".join(parts))
-        self.begun = False
+def pg_write(sql: str, params: Any = None) -> list[Any]:
+    """Run `sql` (one or more statements, the last one returning rows) as one transaction in
+    one message to PostgreSQL; the rows of the last statement, after the commit."""
+    with pg_read() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description is not None else []
 
 
-@contextlib.contextmanager
-def pg_transaction() -> Iterator[PgTx]:
-    """`transaction()` on a bare psycopg2 cursor (PostgreSQL only): commits before it returns."""
-    fairy = get_engine().raw_connection()
-    conn: Any = fairy.driver_connection
-    t: PgTx | None = None
-    try:
-        conn.autocommit = True
-        cursor = conn.cursor()
-        try:
-            t = PgTx(cursor)
-            yield t
-            t.commit()
-        finally:
-            cursor.close()
-        conn.autocommit = False
-    except BaseException as exc:
-        _pg_failed(fairy, exc, open_transaction=t is not None and t.begun)
-        raise
-    finally:
-        fairy.close()
-
-
-def _pg_failed(fairy: Any, exc: BaseException, *, open_transaction: bool = False) -> None:
+def _pg_failed(fairy: Any, exc: BaseException) -> None:
     """Roll back after a failure; discard a broken connection; raise the store's error for it."""
     import psycopg2
 
     conn: Any = fairy.driver_connection
     try:
         if conn is not None and not conn.closed:
-            if open_transaction:  # an explicit BEGIN went out (autocommit mode): end it explicitly
-                with conn.cursor() as cursor:
-                    cursor.execute("ROLLBACK")
             conn.rollback()
             conn.autocommit = False
     except Exception:

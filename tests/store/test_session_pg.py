@@ -1,12 +1,13 @@
 """PostgreSQL units of work on bare cursors (relate.store.session): reads in autocommit mode
-leave no connection in autocommit behind, and a transaction commits exactly what it wrote."""
+leave no connection in autocommit behind, and a one-message write commits all of its
+statements or none."""
 
 import pytest
 from sqlalchemy import text
 
 from relate import db
 from relate.store import accounts, mailboxes, messages
-from relate.store.session import pg_read, pg_transaction, read, transaction
+from relate.store.session import pg_read, pg_write, read, transaction
 from tests.store.helpers import make_message
 
 
@@ -45,21 +46,16 @@ def test_a_failed_read_still_returns_a_usable_connection(pg_store):
         assert t.s.execute(text("SELECT 1")).scalar() == 1
 
 
-def test_a_bare_transaction_commits_on_success_and_rolls_back_on_error(pg_store):
+def test_a_one_message_write_commits_all_or_nothing(pg_store):
     user = accounts.create_user("carol@example.com")
     box = mailboxes.get_mailbox(user.id, "INBOX")
-    with pytest.raises(RuntimeError), pg_transaction() as t:
-        t.query("UPDATE mailboxes SET uid_next = uid_next + 100 WHERE id = %s", (box.id,))
-        raise RuntimeError("stop")
-    assert mailboxes.get_mailbox(user.id, "INBOX").uid_next == box.uid_next
-    with pg_transaction() as t:
-        t.query("UPDATE mailboxes SET uid_next = uid_next + 5 WHERE id = %s", (box.id,))
-        t.defer("UPDATE mailboxes SET uid_next = uid_next + 1 WHERE id = %s", (box.id,))
+    assert pg_write("UPDATE mailboxes SET uid_next = uid_next + 5 WHERE id = %(m)s; "
+                    "UPDATE mailboxes SET uid_next = uid_next + 1 WHERE id = %(m)s RETURNING uid_next",
+                    {"m": box.id}) == [(box.uid_next + 6,)]
     assert mailboxes.get_mailbox(user.id, "INBOX").uid_next == box.uid_next + 6
-    # A deferred statement that fails takes the whole transaction with it.
-    with pytest.raises(Exception, match="division by zero"), pg_transaction() as t:
-        t.query("UPDATE mailboxes SET uid_next = uid_next + 5 WHERE id = %s", (box.id,))
-        t.defer("SELECT 1 / 0")
+    # A later statement that fails takes the earlier ones of the message with it.
+    with pytest.raises(Exception, match="division by zero"):
+        pg_write("UPDATE mailboxes SET uid_next = uid_next + 5 WHERE id = %s; SELECT 1 / 0", (box.id,))
     assert mailboxes.get_mailbox(user.id, "INBOX").uid_next == box.uid_next + 6
     assert _none_autocommit()
     _, entry = messages.append(user.id, box.id, make_message("after"))  # the pool is healthy
