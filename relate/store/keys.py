@@ -222,8 +222,22 @@ def verify_bearer(key: str) -> KeyHolder | None:
     return KeyHolder(int(key_id), int(user_id), _scopes(scopes), bool(is_admin), address)
 
 
+_LOGIN = rawread.Statement(
+    select(
+        ApiKey.id,
+        ApiKey.user_id,
+        ApiKey.secret_hash,
+        ApiKey.scopes,
+        ApiKey.last_used_at,
+        select(Address.user_id)
+        .where(Address.address == bindparam("address"), Address.confirmed.is_(True))
+        .scalar_subquery(),
+    ).where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None))
+)
+
+
 def authenticate(login: str, secret: str, scope: str) -> AuthResult | None:
-    """The one login check every protocol shares.
+    """The one login check every protocol shares, read with one statement.
 
     `login` is any confirmed address of the key's owner; `secret` the full API key; `scope`
     what the protocol needs (smtp, pop3, imap). None on any failure, without saying which
@@ -233,13 +247,19 @@ def authenticate(login: str, secret: str, scope: str) -> AuthResult | None:
         address = normalise_address(login)
     except InvalidInput:
         return None
-    info = verify_key(secret, scope)
-    if info is None:
+    parts = split_key(secret)
+    if parts is None:
         return None
-    with read() as s:
-        owner = s.scalar(
-            select(Address.user_id).where(Address.address == address, Address.confirmed.is_(True))
-        )
-    if owner != info.user_id:
+    prefix, key_secret = parts
+    digest = _hash(key_secret)  # before the read, as in verify_key
+    found = rawread.rows(_LOGIN, {"prefix": prefix, "address": address})
+    if not found:
         return None
-    return AuthResult(user_id=info.user_id, key_id=info.id, scopes=info.scopes, login=address)
+    key_id, user_id, stored, scopes, last_used_at, owner = found[0]
+    if not hmac.compare_digest(bytes(stored), digest):
+        return None
+    granted = _scopes(scopes)
+    if scope not in granted or owner != user_id:
+        return None
+    _touch_key(key_id, rawread.utc(last_used_at))
+    return AuthResult(user_id=int(user_id), key_id=int(key_id), scopes=granted, login=address)
