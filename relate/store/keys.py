@@ -180,16 +180,11 @@ class KeyHolder:
     primary_address: str
 
 
+# What every one-statement key check reads of the key (then compares the digest in Python).
+_KEY_COLUMNS = (ApiKey.id, ApiKey.user_id, ApiKey.secret_hash, ApiKey.scopes, ApiKey.last_used_at)
+
 _BEARER = rawread.Statement(
-    select(
-        ApiKey.id,
-        ApiKey.user_id,
-        ApiKey.secret_hash,
-        ApiKey.scopes,
-        ApiKey.last_used_at,
-        User.is_admin,
-        User.primary_address,
-    )
+    select(*_KEY_COLUMNS, User.is_admin, User.primary_address)
     .join(User, User.id == ApiKey.user_id)
     .where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None))
 )
@@ -224,11 +219,7 @@ def verify_bearer(key: str) -> KeyHolder | None:
 
 _LOGIN = rawread.Statement(
     select(
-        ApiKey.id,
-        ApiKey.user_id,
-        ApiKey.secret_hash,
-        ApiKey.scopes,
-        ApiKey.last_used_at,
+        *_KEY_COLUMNS,
         select(Address.user_id)
         .where(Address.address == bindparam("address"), Address.confirmed.is_(True))
         .scalar_subquery(),

@@ -580,18 +580,24 @@ def mailbox_changes(user_id: int, mailbox_id: int, modseq: int) -> MailboxChange
         Expunged.mailbox_id == mailbox_id, Expunged.modseq > modseq
     )
     statement: Any = union_all(entries, box, gone)
+    with read() as s:
+        return _fold_changes(s.execute(statement), lambda row: row)
+
+
+def _fold_changes(rows: Any, entry_row: Any) -> MailboxChanges | None:
+    """The rows of a changes statement (kind, then columns) as MailboxChanges; None when the
+    mailbox row is missing. `entry_row` turns an entry's columns into what row_info reads."""
     highest: int | None = None
     changed: list[EntryInfo] = []
     vanished: list[int] = []
-    with read() as s:
-        for row in s.execute(statement):
-            kind = row[0]
-            if kind == _KIND_ENTRY:
-                changed.append(row_info(row[1:]))
-            elif kind == _KIND_MAILBOX:
-                highest = int(row[4])
-            else:
-                vanished.append(int(row[3]))
+    for row in rows:
+        kind = row[0]
+        if kind == _KIND_ENTRY:
+            changed.append(row_info(entry_row(row[1:])))
+        elif kind == _KIND_MAILBOX:
+            highest = int(row[4])
+        else:
+            vanished.append(int(row[3]))
     if highest is None:
         return None
     changed.sort(key=lambda e: e.uid)
@@ -612,22 +618,7 @@ def _pg_mailbox_changes(user_id: int, mailbox_id: int, modseq: int) -> MailboxCh
     with pg_read() as cursor:
         cursor.execute(_PG_CHANGES, {"m": mailbox_id, "u": user_id, "s": modseq})
         rows = cursor.fetchall()
-    highest: int | None = None
-    changed: list[EntryInfo] = []
-    vanished: list[int] = []
-    for row in rows:
-        kind = row[0]
-        if kind == _KIND_ENTRY:
-            changed.append(row_info(_pg_row(row[1:])))
-        elif kind == _KIND_MAILBOX:
-            highest = int(row[4])
-        else:
-            vanished.append(int(row[3]))
-    if highest is None:
-        return None
-    changed.sort(key=lambda e: e.uid)
-    vanished.sort()
-    return MailboxChanges(highest, changed, vanished)
+    return _fold_changes(rows, _pg_row)
 
 
 # -- mutation ------------------------------------------------------------------------------
