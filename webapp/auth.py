@@ -49,6 +49,7 @@ class Principal:
     is_admin: bool = False
     key_id: int | None = None  # the API key used, if any
     grantable: frozenset[str] = frozenset()  # scopes this caller may put on a new API key
+    valid_until: float | None = None  # epoch seconds after which the credential is refused (OIDC tokens)
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "app" in self.scopes
@@ -93,8 +94,9 @@ def authenticate() -> Principal | None:
                 return _from_api_key(token)
             from webapp import oidc
 
-            user_id = oidc.user_for_token(settings(), token)
-            return Principal(user_id, FULL_ACCESS, "oidc", _is_admin(user_id), grantable=ACCOUNT_SCOPES)
+            user_id, valid_until = oidc.user_for_token(settings(), token)
+            return Principal(user_id, FULL_ACCESS, "oidc", _is_admin(user_id), grantable=ACCOUNT_SCOPES,
+                             valid_until=valid_until)
         raise ApiError(401, "unsupported Authorization scheme (use Bearer or ApiKey)")
     from webapp import sessions
 

@@ -321,14 +321,16 @@ def unavailable(exc: ProviderUnavailable) -> ApiError:
     return ApiError(503, "the identity provider cannot be reached; try again", headers={"Retry-After": "5"})
 
 
-def user_for_token(settings: Settings, token: str) -> int:
-    """The user id a valid bearer JWT belongs to (created on first sign-in); 401 otherwise."""
+def user_for_token(settings: Settings, token: str) -> tuple[int, float]:
+    """(user id, valid until) of a valid bearer JWT: the user it belongs to (created on first
+    sign-in) and the time (epoch seconds) after which it is refused — its `exp` plus the
+    LEEWAY every check allows. 401 otherwise."""
     if not settings.oidc.authority:
         raise ApiError(401, "bearer tokens need OIDC (Oidc__Authority is not configured); use an API key")
     issuer = provider(settings)
     try:
         claims = issuer.verify(token, audience=api_audience(settings))
-        return user_for_claims(settings, claims, access_token=token)
+        return user_for_claims(settings, claims, access_token=token), float(claims["exp"]) + LEEWAY
     except TokenRejected as exc:
         log.info("bearer token refused: %s", exc)
         raise ApiError(401, "invalid token") from None

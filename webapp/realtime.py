@@ -68,7 +68,7 @@ SYNC_MAX_MAILBOXES = 500  # mailboxes one Sync request may name
 
 # RFC 6455 §7.4.1 close codes.
 CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008  # credentials revoked
+CLOSE_POLICY = 1008  # credentials revoked or expired
 CLOSE_TRY_LATER = 1013  # too slow to read its events
 
 
@@ -427,9 +427,14 @@ def _close(ws: Socket, code: int, reason: str) -> None:
         pass
 
 
-def serve(ws: Socket, user_id: int, key_id: int | None) -> None:
-    """Run one WebSocket until either side closes it. Called on the socket's own greenlet."""
+def serve(ws: Socket, user_id: int, key_id: int | None, valid_until: float | None = None) -> None:
+    """Run one WebSocket until either side closes it. Called on the socket's own greenlet.
+
+    A socket opened with an expiring credential (an OIDC access token: `valid_until`, epoch
+    seconds) is closed with 1008 when the credential would no longer be accepted by a request;
+    the client signs in again and reconnects."""
     conn = Connection(user_id, key_id)
+    expires = time.monotonic() + (valid_until - time.time()) if valid_until is not None else None
     # The socket's reader sets ws.event when a client message arrives; sharing the one event
     # lets this greenlet wait for either kind of work at once.
     ws.event = conn.wake
@@ -470,6 +475,9 @@ def serve(ws: Socket, user_id: int, key_id: int | None) -> None:
                 if not _send(ws, text):
                     return
             now = time.monotonic()
+            if expires is not None and now >= expires:
+                _close(ws, CLOSE_POLICY, "credentials expired: sign in again")
+                return
             if now >= next_beat:
                 if not _send(ws, frame("Heartbeat", {"time": iso_now()})):
                     return
@@ -477,7 +485,8 @@ def serve(ws: Socket, user_id: int, key_id: int | None) -> None:
             # Sleep only when nothing is pending: a wake-up consumed by receive() above must
             # not leave queued frames, a close or a client message waiting for the heartbeat.
             if not conn.frames and conn.closing is None and ws.connected and not getattr(ws, "input_buffer", None):
-                conn.wake.wait(timeout=max(0.0, next_beat - time.monotonic()))
+                due = next_beat if expires is None else min(next_beat, expires)
+                conn.wake.wait(timeout=max(0.0, due - time.monotonic()))
             conn.wake.clear()
     finally:
         hub.unregister(conn)

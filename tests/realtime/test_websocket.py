@@ -77,6 +77,22 @@ class TestAuthentication:
         query.close()
 
 
+    def test_a_jwt_socket_closes_when_the_token_expires(self, api: Api, issuer: Issuer,
+                                                        monkeypatch: pytest.MonkeyPatch):
+        from webapp import oidc
+
+        monkeypatch.setattr(oidc, "LEEWAY", 0)
+        make_user("alice")
+        lasting = api.socket(None, Authorization=f"Bearer {issuer.token(lifetime=300)}")
+        started = time.monotonic()
+        ws = api.socket(None, Authorization=f"Bearer {issuer.token(lifetime=2)}")
+        code, reason = ws.wait_closed(timeout=10)
+        assert code == realtime.CLOSE_POLICY and "expired" in reason
+        assert time.monotonic() - started >= 0.9  # not before the token's lifetime is over
+        assert lasting.connected  # a token still valid keeps its socket
+        lasting.close()
+
+
 class TestDevelopmentMode:
     def test_no_credentials_is_the_development_user_from_our_origin_only(self, api: Api):
         # This client's Host header carries no port, so our own origin is http://127.0.0.1 here.

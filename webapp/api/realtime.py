@@ -122,7 +122,7 @@ def _handshake() -> None:
 @sock.route(WS_PATH, bp=bp)
 def websocket(ws: Any) -> None:
     who = auth.principal()
-    realtime.serve(ws, who.user_id, who.key_id)
+    realtime.serve(ws, who.user_id, who.key_id, who.valid_until)
 
 
 @bp.get(WS_PATH)
