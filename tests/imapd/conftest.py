@@ -18,7 +18,7 @@ from relate.imapd.service import handler, refuse
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import Envelope, accounts, keys, mailboxes, messages
 from tests.conftest import make_settings
-from tests.protocol.conftest import Client, make_cert
+from tests.protocol.conftest import Client, insecure_context, make_cert
 
 ALICE = "alice@imap.test"
 BOB = "bob@imap.test"
@@ -31,13 +31,6 @@ def simple_message(subject: str = "hello", body: str = "Hi there.\r\n", sender: 
         f"Date: Mon, 06 Jan 2025 10:00:00 +0000\r\nMessage-ID: <{subject.replace(' ', '.')}@elsewhere.test>\r\n"
         f"\r\n{body}"
     ).encode()
-
-
-def insecure_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @dataclass
@@ -218,3 +211,16 @@ def server(server_factory: Callable[..., ImapServer]) -> ImapServer:
 @pytest.fixture
 def account(server: ImapServer) -> Account:
     return server.account
+
+
+@pytest.fixture
+def client(server: ImapServer, account: Account) -> RawClient:
+    """A raw session over implicit TLS, logged in (modules that need more define their own)."""
+    client = server.raw(tls=True)
+    client.login(account)
+    return client
+
+
+def untagged(reply: list[bytes], kind: bytes) -> list[bytes]:
+    """The untagged `* KIND ...` lines of a reply, without their line endings."""
+    return [line.rstrip(b"\r\n") for line in reply if line.startswith(b"* " + kind + b" ")]

@@ -7,18 +7,7 @@ import pytest
 from relate.imapd.mailboxcmds import MAX_WILDCARDS, Pattern
 from relate.imapd.responses import Bad
 from relate.store import mailboxes
-from tests.imapd.conftest import Account, ImapServer, RawClient, simple_message
-
-
-@pytest.fixture
-def client(server: ImapServer, account: Account) -> RawClient:
-    client = server.raw(tls=True)
-    client.login(account)
-    return client
-
-
-def untagged(reply: list[bytes], kind: bytes) -> list[bytes]:
-    return [line.rstrip(b"\r\n") for line in reply if line.startswith(b"* " + kind + b" ")]
+from tests.imapd.conftest import Account, ImapServer, RawClient, simple_message, untagged
 
 
 @pytest.mark.parametrize(

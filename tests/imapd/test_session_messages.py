@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from relate.store import mailboxes
-from tests.imapd.conftest import Account, ImapServer, RawClient, simple_message
-
-
-@pytest.fixture
-def client(server: ImapServer, account: Account) -> RawClient:
-    client = server.raw(tls=True)
-    client.login(account)
-    return client
+from tests.imapd.conftest import Account, RawClient, simple_message
 
 
 def lines(reply: list[bytes]) -> list[str]:

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from relate.store import mailboxes
-from tests.imapd.conftest import Account, ImapServer, RawClient
-
-
-@pytest.fixture
-def client(server: ImapServer, account: Account) -> RawClient:
-    client = server.raw(tls=True)
-    client.login(account)
-    return client
+from tests.imapd.conftest import Account, RawClient
 
 
 def lines(reply: list[bytes]) -> list[str]:

@@ -4,21 +4,8 @@ IMAPClient the way mail clients use them. Every test runs on SQLite and PostgreS
 
 from __future__ import annotations
 
-import pytest
-
 from relate.store import mailboxes
-from tests.imapd.conftest import Account, ImapServer, RawClient
-
-
-@pytest.fixture
-def client(server: ImapServer, account: Account) -> RawClient:
-    client = server.raw(tls=True)
-    client.login(account)
-    return client
-
-
-def untagged(reply: list[bytes], kind: bytes) -> list[bytes]:
-    return [line.rstrip(b"\r\n") for line in reply if line.startswith(b"* " + kind + b" ")]
+from tests.imapd.conftest import Account, ImapServer, RawClient, untagged
 
 
 def status_of(reply: list[bytes]) -> bytes:

@@ -8,7 +8,6 @@ import os
 import poplib
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -26,16 +25,9 @@ from relate.pop3d.state import Pop3Config
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import Envelope, accounts, keys, mailboxes, messages
 from tests.conftest import make_settings
-from tests.protocol.conftest import Client
+from tests.protocol.conftest import Client, insecure_context
 
 PASSWORD_USER = "alice@pop.test"
-
-
-def insecure_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,6 +96,13 @@ def server_ctx(test_cert: CertPair, tmp_path_factory: pytest.TempPathFactory):
         ),
         "smtp",
     )
+
+
+def insecure_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
