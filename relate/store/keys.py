@@ -135,32 +135,6 @@ def revoke_key(key_id: int, *, user_id: int | None = None) -> ApiKeyInfo:
         return _info(k)
 
 
-def verify_key(key: str, scope: str | None = None) -> ApiKeyInfo | None:
-    """The key's info when `key` is valid, not revoked and (if given) holds `scope`."""
-    parts = split_key(key)
-    if parts is None:
-        return None
-    prefix, secret = parts
-    # Hashed before the read: the first hash in a process reads the secret in a transaction of
-    # its own, and many logins each holding a connection while waiting for a second one would
-    # exhaust the pool. Either way the same work is done, found or not.
-    digest = _hash(secret)
-    with read() as s:
-        k = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if k is None:
-            return None
-        ok = hmac.compare_digest(bytes(k.secret_hash), digest)
-        info = _info(k)
-    if not ok or info.revoked_at is not None or (scope is not None and scope not in info.scopes):
-        return None
-    _touch(info)
-    return info
-
-
-def _touch(info: ApiKeyInfo) -> None:
-    _touch_key(info.id, info.last_used_at)
-
-
 def _touch_key(key_id: int, last_used_at: dt.datetime | None) -> None:
     now = dt.datetime.now(dt.UTC)
     if last_used_at is not None and now - last_used_at < LAST_USED_GRANULARITY:
@@ -206,6 +180,9 @@ def verify_bearer(key: str) -> KeyHolder | None:
     if parts is None:
         return None
     prefix, secret = parts
+    # Hashed before the read: the first hash in a process reads the secret in a transaction of
+    # its own, and many requests each holding a connection while waiting for a second one
+    # would exhaust the pool. Either way the same work is done, found or not.
     digest = _hash(secret)
     found = rawread.rows(_BEARER, {"prefix": prefix})
     if not found:
@@ -242,7 +219,7 @@ def authenticate(login: str, secret: str, scope: str) -> AuthResult | None:
     if parts is None:
         return None
     prefix, key_secret = parts
-    digest = _hash(key_secret)  # before the read, as in verify_key
+    digest = _hash(key_secret)  # before the read, as in verify_bearer
     found = rawread.rows(_LOGIN, {"prefix": prefix, "address": address})
     if not found:
         return None

@@ -91,12 +91,12 @@ def test_keys(admin_http: Http) -> None:
     assert made.status_code == 201
     body = made.json()
     assert body["key"].startswith(body["prefix"] + "_")
-    assert keys.verify_key(body["key"]) is not None
+    assert keys.verify_bearer(body["key"]) is not None
     listed = admin_http.get(f"/api/admin/users/{alice.id}/keys").json()
     assert [k["name"] for k in listed["items"]] == ["laptop"]
     assert "key" not in listed["items"][0]
     assert admin_http.delete(f"/api/admin/keys/{body['id']}").status_code == 204
-    assert keys.verify_key(body["key"]) is None
+    assert keys.verify_bearer(body["key"]) is None
     assert admin_http.get(f"/api/admin/users/{alice.id}/keys").json()["items"] == []
     bad = admin_http.post(f"/api/admin/users/{alice.id}/keys", json={"name": "x", "scopes": ["root"]})
     assert bad.status_code == 400 and bad.json()["field"] == "scopes.0"
