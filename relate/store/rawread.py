@@ -33,7 +33,7 @@ from sqlalchemy.engine import Compiled, Engine
 
 from relate.db import get_engine
 from relate.store.errors import TemporaryFailure
-from relate.store.session import read
+from relate.store.session import pg_read, read
 
 log = logging.getLogger("relate.store.rawread")
 
@@ -65,43 +65,18 @@ def rows(statement: Statement, params: Mapping[str, Any]) -> Sequence[Sequence[A
     values = dict(compiled.construct_params(dict(params)) or {})  # adds the statement's own literals
     for attempt in (1, 2):
         try:
-            return _run(engine, compiled.string, values)
-        except _Disconnected as exc:
+            return _run(compiled.string, values)
+        except TemporaryFailure as exc:  # the connection was discarded: once more on another
             if attempt == 2:
-                raise TemporaryFailure("database temporarily unavailable") from exc.__cause__
-            log.info("retrying a read on another connection: %s", exc)
+                raise
+            log.info("retrying a read on another connection: %s", exc.__cause__ or exc)
     raise AssertionError("unreachable")
 
 
-class _Disconnected(Exception):
-    pass
-
-
-def _run(engine: Engine, sql: str, values: dict[str, Any]) -> list[Any]:
-    dbapi = engine.dialect.dbapi
-    assert dbapi is not None
-    try:
-        borrowed = engine.raw_connection()
-    except Exception as exc:
-        raise TemporaryFailure("database temporarily unavailable") from exc
-    try:
-        conn = borrowed.dbapi_connection
-        assert conn is not None
-        conn.autocommit = True
-        try:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(sql, values)
-                return list(cursor.fetchall())
-            finally:
-                cursor.close()
-        finally:
-            conn.autocommit = False
-    except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
-        borrowed.invalidate(exc)
-        raise _Disconnected(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from exc
-    finally:
-        borrowed.close()
+def _run(sql: str, values: dict[str, Any]) -> list[Any]:
+    with pg_read() as cursor:
+        cursor.execute(sql, values)
+        return list(cursor.fetchall())
 
 
 @overload

@@ -140,8 +140,12 @@ def read() -> Iterator[Session]:
 
 @contextlib.contextmanager
 def pg_read() -> Iterator[Any]:
-    """A psycopg2 cursor in autocommit mode on a pooled connection (PostgreSQL only)."""
-    fairy = get_engine().raw_connection()
+    """A psycopg2 cursor in autocommit mode on a pooled connection (PostgreSQL only). A
+    connection that fails is discarded and the failure is `TemporaryFailure`."""
+    try:
+        fairy = get_engine().raw_connection()
+    except DBAPIError as exc:
+        raise TemporaryFailure("database temporarily unavailable") from exc
     conn: Any = fairy.driver_connection
     try:
         conn.autocommit = True

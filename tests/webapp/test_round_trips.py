@@ -29,9 +29,9 @@ def tally(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tally]:
     counted = Tally()
     real_run = rawread._run
 
-    def run(engine: Any, sql: str, values: dict[str, Any]) -> list[Any]:
+    def run(sql: str, values: dict[str, Any]) -> list[Any]:
         counted.statements.append(sql)
-        return real_run(engine, sql, values)
+        return real_run(sql, values)
 
     def on_statement(*_: Any) -> None:
         counted.session_statements += 1
