@@ -13,7 +13,10 @@ What it does, all on 127.0.0.1, and then stops by itself:
    --messages messages of --size octets (MAIL, RCPT, DATA), then QUIT, after a short warm-up.
    It records the time from the final "." to the 250 of every message and checks that every
    message that got 250 is stored, exactly once, in its recipient's INBOX (and that the
-   sender's Sent has one copy of each).
+   sender's Sent has one copy of each). Then it waits until the daemon's search indexer
+   (relate.store.searchindex) has indexed every stored body, and reports how long after the
+   last 250 that was, and the CPU per message of the daemon and PostgreSQL both during the
+   load and until then.
 4. Opens --idle connections (EHLO done) and reads the daemon's resident memory.
 5. Runs Postfix's smtp-source against Relate's MX port (smtp-source cannot authenticate).
 6. Starts a private Postfix (its own config and queue in the work directory, a free port,
@@ -55,6 +58,7 @@ DOMAIN = "bench.test"
 SENDER = f"sender@{DOMAIN}"  # smtp-source's sender; the load's senders are sender0@, sender1@, ...
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+INDEX_POLL = 0.05  # seconds between looks at the search indexer's backlog
 
 
 def free_port() -> int:
@@ -218,6 +222,7 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
     client_cpu: float = 0.0  # this process's CPU seconds during the load
+    last_ack: float = 0.0  # time.perf_counter() of the last 250
 
 
 def client_session(port: int, client: int, count: int, size: int, recipients: list[str],
@@ -244,7 +249,9 @@ def client_session(port: int, client: int, count: int, size: int, recipients: li
             code, lines = conn.reply()
             if code != 250:
                 raise RuntimeError(f"end of data -> {b' '.join(lines)!r}")
-            result.latencies.append(time.perf_counter() - started)
+            acknowledged = time.perf_counter()
+            result.latencies.append(acknowledged - started)
+            result.last_ack = max(result.last_ack, acknowledged)
             result.sent.append(message_id)
         conn.command(b"QUIT", 221)
         conn.close()
@@ -380,6 +387,26 @@ class Relate:
         admin.autocommit = True
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
         admin.close()
+
+    def wait_indexed(self, timeout: float = 600.0) -> tuple[int, float]:
+        """Wait until no stored body waits for the search indexer (relate.store.searchindex);
+        returns how many waited when called and the time.perf_counter() when none did."""
+        conn = psycopg2.connect(self.url)
+        conn.autocommit = True
+        cur = conn.cursor()
+        waiting = None
+        deadline = time.perf_counter() + timeout
+        try:
+            while time.perf_counter() < deadline:
+                cur.execute("SELECT count(*) FROM message_bodies WHERE NOT indexed")
+                count = cur.fetchone()[0]
+                waiting = count if waiting is None else waiting
+                if count == 0:
+                    return waiting, time.perf_counter()
+                time.sleep(INDEX_POLL)
+        finally:
+            conn.close()
+        raise RuntimeError(f"bodies still waiting for the search indexer after {timeout:.0f} s")
 
     def stored_message_ids(self) -> tuple[dict[str, int], int]:
         """Message-ID -> how many INBOX copies hold it; and the number of Sent copies."""
@@ -551,6 +578,7 @@ def main() -> int:
         senders: list[tuple[str, str | None]] = list(zip(relate.sender_addresses(), relate.keys, strict=True))
         if args.warmup:
             run_load(relate.port, args.clients, args.warmup, args.size, recipients, senders)
+            relate.wait_indexed()  # the warm-up's bodies are not the load's to index
         profiler = None
         if args.profile:
             spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -562,10 +590,24 @@ def main() -> int:
         pg_before = cpu_seconds(postgres_pids(admin_dsn))
         result = run_load(relate.port, args.clients, args.messages, args.size, recipients, senders)
         pg_cpu = cpu_seconds(postgres_pids(admin_dsn)) - pg_before
+        relate_cpu = cpu_seconds([pid]) - cpu_before
+        waited, indexed_at = relate.wait_indexed()
+        pg_cpu_indexed = cpu_seconds(postgres_pids(admin_dsn)) - pg_before
+        relate_cpu_indexed = cpu_seconds([pid]) - cpu_before
         if profiler is not None:
             profiler.send_signal(2)
             profiler.wait(60)
-        rows.append(describe("Relate Mail submission (AUTH)", result, cpu_seconds([pid]) - cpu_before, pg_cpu))
+        rows.append(describe("Relate Mail submission (AUTH)", result, relate_cpu, pg_cpu))
+        sent = max(1, len(result.sent))
+        notes.append(
+            f"Relate: search index: {waited} bodies waited after the last 250; every delivered message was "
+            f"indexed {indexed_at - result.last_ack:.2f} s after the last 250 (looked at every {INDEX_POLL:.2f} s)"
+        )
+        notes.append(
+            f"Relate: CPU ms per message, during the load: daemon {1000 * relate_cpu / sent:.2f}, PostgreSQL "
+            f"{1000 * pg_cpu / sent:.2f}; until every message was indexed: daemon {1000 * relate_cpu_indexed / sent:.2f}, "
+            f"PostgreSQL {1000 * pg_cpu_indexed / sent:.2f}"
+        )
         inbox, sent_copies = relate.stored_message_ids()
         missing = [m for m in result.sent if inbox.get(m) != 1]
         expected_sent = len(result.sent) + args.clients * args.warmup

@@ -165,7 +165,7 @@ def _progress(total: int | None, desc: str) -> Any:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from relate import mailfile
-    from relate.store import mailboxes, messages
+    from relate.store import mailboxes, messages, searchindex
 
     settings = _settings()
     path = Path(args.path)
@@ -202,6 +202,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     finally:
         if fh is not None:
             fh.close()
+    # The appended bodies wait for the search indexer (relate.store.searchindex): leave them
+    # indexed rather than rely on a daemon running.
+    searchindex.index_all()
     print(f"imported {count} messages into {user.primary_address} {box.name}")
     return 0
 

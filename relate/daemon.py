@@ -15,12 +15,14 @@ from relate import metrics, store
 from relate.config import ConfigError, Settings, load_settings
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
+from relate.store import searchindex
 
 log = logging.getLogger("relate.daemon")
 
 
-def run(protocol: str, listeners: Callable[[Settings], list[Listener]]) -> int:
-    """Entry point of one daemon; returns the process exit status."""
+def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, search_indexer: bool = False) -> int:
+    """Entry point of one daemon; returns the process exit status. A daemon that stores
+    messages runs the search indexer (relate.store.searchindex) with `search_indexer`."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -43,8 +45,11 @@ def run(protocol: str, listeners: Callable[[Settings], list[Listener]]) -> int:
     for name in group.listener_names:
         log.info("%s listening on %s:%d", name, settings.bind_address, group.bound_port(name))
     metrics.start_flusher()
+    if search_indexer:
+        searchindex.start()
     group.install_signal_handlers()
     group.serve_forever()
+    searchindex.stop()
     metrics.stop_flusher()
     store.close_store()
     return 0

@@ -22,6 +22,7 @@ from relate import metrics, store
 from relate.config import ConfigError, Settings
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
+from relate.store import searchindex
 
 log = logging.getLogger("relate.serve")
 
@@ -144,6 +145,7 @@ def serve(settings: Settings) -> int:
 
     print(summary(settings, group, api.server_port, dev, missing), flush=True)
     metrics.start_flusher()
+    searchindex.start()  # PostgreSQL only: bodies delivered here are indexed after their commit
 
     stop = gevent.event.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -152,6 +154,7 @@ def serve(settings: Settings) -> int:
     print("stopping...", file=sys.stderr, flush=True)
     api.stop(timeout=settings.shutdown_grace_seconds)
     group.stop(settings.shutdown_grace_seconds)
+    searchindex.stop()
     metrics.stop_flusher()
     store.close_store()
     return 0

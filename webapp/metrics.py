@@ -4,7 +4,9 @@ Per-protocol counters (`relate_<protocol>_<name>_total`) are the shared database
 every process flushes into (relate.metrics), plus what this process counted and has not
 flushed yet, so the figure is the whole deployment's whatever replica is scraped.
 `relate_database_up` says whether the totals could be read; when they could not, this
-process's own counts are still served.
+process's own counts are still served. `relate_search_index_backlog` is how many stored
+messages wait for the search indexer (relate.store.searchindex; always 0 on SQLite): they
+are found by searches all the same, at a cost that grows with their number.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from relate import metrics
-from relate.store import StoreError
+from relate.store import StoreError, searchindex
 from relate.store import metrics as stored
 from webapp.apidoc import endpoint
 
@@ -33,9 +35,10 @@ PROTOCOL_NAMES = {"smtp": "SMTP", "pop3": "POP3", "imap": "IMAP", "http": "HTTP 
 class _Snapshot:
     """One scrape's figures as a prometheus_client collector."""
 
-    def __init__(self, totals: dict[tuple[str, str], int], database_up: bool):
+    def __init__(self, totals: dict[tuple[str, str], int], database_up: bool, backlog: int | None = None):
         self.totals = totals
         self.database_up = database_up
+        self.backlog = backlog
 
     def collect(self) -> Iterator[Metric]:
         for (protocol, name), value in sorted(self.totals.items()):
@@ -48,6 +51,11 @@ class _Snapshot:
         up = GaugeMetricFamily("relate_database_up", "1 when the shared counters could be read")
         up.add_metric([], 1 if self.database_up else 0)
         yield up
+        if self.backlog is not None:
+            backlog = GaugeMetricFamily("relate_search_index_backlog",
+                                        "stored messages not yet in the search indexes (found by searches all the same)")
+            backlog.add_metric([], self.backlog)
+            yield backlog
 
 
 def snapshot() -> tuple[dict[tuple[str, str], int], bool]:
@@ -72,6 +80,12 @@ def snapshot() -> tuple[dict[tuple[str, str], int], bool]:
 )
 def prometheus_metrics() -> Any:
     totals, up = snapshot()
+    backlog = None
+    if up:
+        try:
+            backlog = searchindex.backlog()
+        except StoreError as exc:
+            log.warning("search index backlog unavailable: %s", exc)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(totals, up))
+    registry.register(_Snapshot(totals, up, backlog))
     return Response(generate_latest(registry), status=200, content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -2,7 +2,8 @@
 
 Settings are read from the environment once; a bad configuration stops the worker with a
 one-line message naming the variable. Each worker opens its own store and starts its own
-metrics flusher at import, so do not run gunicorn with --preload.
+metrics flusher and search indexer (relate.store.searchindex) at import, so do not run
+gunicorn with --preload.
 
 Each worker keeps up to POOL_SIZE database connections open: it serves many requests at once,
 and a pool smaller than the statements in flight closes connections only to open new ones
@@ -24,6 +25,7 @@ from gevent.baseserver import BaseServer  # noqa: E402
 from relate import metrics, store  # noqa: E402
 from relate.config import ConfigError, load_settings  # noqa: E402
 from relate.protocol.log import setup_logging  # noqa: E402
+from relate.store import searchindex  # noqa: E402
 from webapp import create_app  # noqa: E402
 
 ACCEPT_PER_WAKEUP = 1
@@ -40,3 +42,4 @@ except (ConfigError, store.StoreError) as exc:
 
 BaseServer.max_accept = ACCEPT_PER_WAKEUP
 metrics.start_flusher()
+searchindex.start()  # messages sent through the API are indexed after their commit

@@ -193,6 +193,10 @@ class MessageBody(Base):
     thread_id: Mapped[str] = mapped_column(String(64), default="", nullable=False)
     search_text: Mapped[str] = deferred(mapped_column(Text, default="", nullable=False))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+    # Whether the search indexes hold this body's documents (alembic 0006). Deliveries and
+    # APPEND leave it to the database's default (false on PostgreSQL; true on SQLite, which
+    # has no such indexes); relate.store.searchindex sets it; bulk loads insert it true.
+    indexed: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
 class Entry(Base):

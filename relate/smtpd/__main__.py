@@ -10,4 +10,4 @@ from relate.daemon import run  # noqa: E402
 from relate.smtpd.service import listeners  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run("smtp", listeners))
+    sys.exit(run("smtp", listeners, search_indexer=True))

@@ -10,7 +10,18 @@ import logging
 
 from relate import db
 from relate.config import Settings
-from relate.store import accounts, events, filters, health, keys, mailboxes, messages, ratelimit, throttle
+from relate.store import (
+    accounts,
+    events,
+    filters,
+    health,
+    keys,
+    mailboxes,
+    messages,
+    ratelimit,
+    searchindex,
+    throttle,
+)
 from relate.store.errors import (
     Conflict,
     Forbidden,
@@ -63,6 +74,7 @@ def open_store(settings: Settings, *, migrate: bool | None = None, pool_size: in
 
 
 def close_store() -> None:
+    searchindex.stop()
     bus.stop_listener()
     db.dispose()
 
@@ -98,5 +110,6 @@ __all__ = [
     "messages",
     "open_store",
     "postgres_dsn",
+    "searchindex",
     "throttle",
 ]

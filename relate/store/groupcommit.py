@@ -16,10 +16,12 @@ How a batch is stored (PostgreSQL; on a connection the worker keeps):
    snapshot, that every owner and every user's mailboxes and filters are still the ones the
    batch was placed with; if not, it stores nothing, and the batch is read afresh and written
    again. Then the bodies are inserted or found by SHA-256 (content-addressed, like
-   `_store_body`), the target mailboxes locked in id order, a UID range and a MODSEQ reserved
-   in each, the entries inserted and their change events NOTIFYed. Being one statement, it
-   commits entries and events together, costs one WAL flush for the whole batch, and holds
-   row locks only while PostgreSQL runs it, never across a round trip to this process.
+   `_store_body`; a new body is inserted unindexed, so the statement computes no search
+   document: relate.store.searchindex does, after the commit), the target mailboxes locked
+   in id order, a UID range and a MODSEQ reserved in each, the entries inserted and their
+   change events NOTIFYed. Being one statement, it commits entries and events together,
+   costs one WAL flush for the whole batch, and holds row locks only while PostgreSQL runs
+   it, never across a round trip to this process.
 
 Invariants:
 - A caller is answered only after the statement holding its message committed (or with the
@@ -270,7 +272,8 @@ SELECT
 # (no body, no mailbox lock, no entry: the statement returns no rows); `inserted` also
 # writes nothing unless every wanted mailbox was locked. Then the bodies are inserted or
 # found by SHA-256 first (`locked` waits for `bodies` through its InitPlan, so no mailbox row
-# is locked while the bodies are indexed), then the target mailboxes are locked in id order,
+# is locked while the bodies are written; a new body takes the column default indexed =
+# false, see relate.store.searchindex), then the target mailboxes are locked in id order,
 # a UID range and a MODSEQ reserved in each, the entries inserted, and their change events
 # NOTIFYed. Row locks are held only while PostgreSQL runs it, never across a round trip.
 # `notes` carries each entry's change event around the values only PostgreSQL knows (uid,

@@ -11,11 +11,13 @@ Invariants:
   read). Only a filtered list that is not a search counts its matches with a second one.
 - Page statements are built from the models once per shape (which filters, which sort; see
   `_Shape`) with named parameters, and compiled once, so a list costs its round trip and
-  little else.
+  little else. A plain list of one mailbox in date order (the API's default, by far the most
+  frequent) is also planned once per connection by PostgreSQL (`_Shape.one_plan`).
 - `q` means what relate.store.search.search_entries means: every term a case-insensitive
   substring of the subject, addresses or body text; on PostgreSQL the full-text index
   (search.FTS_DOCUMENT) finds the candidate bodies first, in a materialized CTE, so the planner
-  never evaluates the document expression row by row (seconds on a large mailbox).
+  never evaluates the document expression row by row (seconds on a large mailbox); bodies the
+  search indexer has not been through yet are matched on the fly (search.indexed_arms).
 - Reads only; every function opens its own read session (or runs one statement) and returns
   plain values. Long walks (exports) read in batches, one statement each, so nothing is held
   open while a caller streams to a client.
@@ -43,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -52,7 +55,7 @@ from relate.store import rawread
 from relate.store.errors import InvalidInput, NotFound
 from relate.store.mailboxes import normalise_name
 from relate.store.messages import entry_info
-from relate.store.search import FIELD_COLUMNS, FTS_DOCUMENT, query_terms
+from relate.store.search import FIELD_COLUMNS, FTS_DOCUMENT, indexed_arms, query_terms
 from relate.store.session import read
 from relate.store.types import EntryInfo
 
@@ -411,8 +414,11 @@ def _conditions(shape: _Shape) -> list[Any]:
         # The matching bodies first, through the index, whatever the planner thinks of the
         # rest: evaluating the document expression row by row (walking entries in date
         # order) takes seconds on a large mailbox.
-        fts = text(f"{FTS_DOCUMENT} @@ CAST(:fts_query AS tsquery)")
-        hits = select(MessageBody.id).where(fts, *likes).cte("text_hits").prefix_with("MATERIALIZED")
+        # Bodies still waiting for the search indexer are matched on the fly, in an arm of
+        # their own (search.indexed_arms).
+        fts = and_(text(f"{FTS_DOCUMENT} @@ CAST(:fts_query AS tsquery)"), *likes)
+        arms = indexed_arms(select(MessageBody.id), fts, bindparam("user_id"), shape.postgres)
+        hits = union_all(*arms).cte("text_hits").prefix_with("MATERIALIZED")
         conditions.append(Entry.body_id.in_(select(hits.c.id)))
     else:
         conditions.extend(likes)

@@ -201,7 +201,9 @@ def meta_json(parsed: ParsedMessage) -> dict[str, object]:
 
 def body_row(raw: bytes, parsed: ParsedMessage, now: dt.datetime) -> dict[str, object]:
     """The message_bodies row for one message, in column order. The one definition that
-    delivery, APPEND, group commit and bulk loading all store."""
+    delivery, APPEND, group commit and bulk loading all store. It leaves `indexed` to the
+    column's default: on PostgreSQL a new body is stored unindexed, so its commit computes no
+    search document, and relate.store.searchindex indexes it afterwards."""
     addresses = [parsed.from_addr, *(a for _, a in parsed.to), *(a for _, a in parsed.cc)]
     names = [n for n, _ in (*parsed.to, *parsed.cc) if n]
     return {

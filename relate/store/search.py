@@ -12,7 +12,17 @@ Invariants:
   mailbox in scope, never through the word index (which cannot see into the middle of a
   word or an address); on PostgreSQL the trigram index on lower(search_text), created where
   the pg_trgm extension is available, serves that LIKE. The REST API's `q` search is word
-  search and uses the GIN index `ix_message_bodies_fts` through FTS_DOCUMENT.
+  search and uses the full-text GIN index through FTS_DOCUMENT.
+- Both GIN indexes hold only the bodies the search indexer has been through (`WHERE indexed`,
+  alembic 0006; relate.store.searchindex). A query that uses one is two arms in one
+  statement (`indexed_arms`): the indexed bodies through the index, and the few still waiting
+  with the same expression evaluated on the fly, so a message is found from the moment its
+  delivery committed. One statement sees one snapshot, in which each body is in exactly one
+  arm. The arms are a UNION ALL, never an OR: PostgreSQL factors a condition common to both
+  sides of an OR out of it, and the partial index's predicate could then no longer be proved.
+  A waiting body's document is computed only if one of the searching user's entries holds
+  it (`waiting_match`), so what other users were delivered meanwhile costs a search one
+  index probe per body.
 - An ASCII value is checked in SQL (lower() LIKE, escaped); IMAP's other values in Python
   with str.casefold on the candidate rows, so their case folding never depends on the
   database's locale. (The REST search stays in SQL for paging: there non-ASCII letters fold
@@ -26,7 +36,20 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from relate.db.models import Entry, MessageBody
@@ -35,8 +58,8 @@ from relate.message.headers import scan_header
 from relate.store.session import read
 
 CHUNK = 1000  # bound for IN (...) lists
-# The indexed document (alembic 0001): the planner uses ix_message_bodies_fts only for a query
-# written with exactly this expression.
+# The indexed document (alembic 0001, partial since 0006): the planner uses the full-text index
+# only for a query written with exactly this expression (and `message_bodies.indexed`).
 FTS_DOCUMENT = (
     "to_tsvector('simple', coalesce(message_bodies.subject, '') || ' ' || "
     "coalesce(message_bodies.from_address, '') || ' ' || coalesce(message_bodies.from_display, '') || ' ' || "
@@ -81,6 +104,25 @@ def _is_postgres(s: Session) -> bool:
     return s.get_bind().dialect.name == "postgresql"
 
 
+_MINE = Entry.__table__.alias("mine")
+
+
+def waiting_match(condition: Any, user_id: Any) -> ColumnElement[bool]:
+    """`condition` on a body not in the search indexes yet, computed only when the body is
+    one of `user_id`'s (a value or a bind parameter): CASE evaluates its test first."""
+    mine = exists().where(_MINE.c.body_id == MessageBody.id, _MINE.c.user_id == user_id)
+    return ~MessageBody.indexed & case((mine, condition), else_=false())
+
+
+def indexed_arms(query: Select[Any], condition: Any, user_id: Any, postgres: bool) -> list[Select[Any]]:
+    """`query` where `condition` (on message_bodies) holds, as the arms of a UNION ALL: on
+    PostgreSQL the bodies in the partial GIN indexes, which serve `condition`, and the ones
+    still waiting for the indexer (see the module's invariants); on SQLite just the one."""
+    if not postgres:
+        return [query.where(condition)]
+    return [query.where(MessageBody.indexed, condition), query.where(waiting_match(condition, user_id))]
+
+
 def _like_pattern(value: str) -> str:
     escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -115,12 +157,17 @@ def _like(columns: Sequence[str], value: str) -> Any:
     return or_(*(func.lower(getattr(MessageBody, c)).like(pattern, escape="\\") for c in columns))
 
 
-def _restricted(q: Select[Any], uids: Collection[int] | None) -> Iterable[Select[Any]]:
+def _restricted(arms: list[Select[Any]], uids: Collection[int] | None) -> Iterable[Any]:
+    """The statements that run `arms` (one UNION ALL) for `uids`, CHUNK at a time."""
+
+    def union(restricted: list[Select[Any]]) -> Any:
+        return restricted[0] if len(restricted) == 1 else union_all(*restricted)
+
     if uids is None:
-        yield q
+        yield union(arms)
         return
     for chunk in _chunks(sorted(set(uids))):
-        yield q.where(Entry.uid.in_(chunk))
+        yield union([q.where(Entry.uid.in_(chunk)) for q in arms])
 
 
 def fulltext_uids(
@@ -138,24 +185,25 @@ def fulltext_uids(
             .join(MessageBody, MessageBody.id == Entry.body_id)
             .where(Entry.user_id == user_id, Entry.mailbox_id == mailbox_id)
         )
+        # Each query is a list of arms, run as one UNION ALL statement.
         if not needle:
-            queries = [scope]
+            queries = [[scope]]
         else:
             # IMAP SEARCH is substring matching (RFC 9051 §6.4.4): the word index would miss
             # "voice" inside "invoice", so bodies are matched with LIKE, which PostgreSQL
             # serves from the trigram index on lower(search_text) where pg_trgm is available.
-            body = scope
             if needle.isascii():
-                queries = [scope.where(_like(short, needle))] if short else []
+                queries = [[scope.where(_like(short, needle))]] if short else []
                 if BODY_COLUMN in columns:
-                    queries.append(body.where(_like([BODY_COLUMN], needle)))
+                    body = _like([BODY_COLUMN], needle)
+                    queries.append(indexed_arms(scope, body, user_id, _is_postgres(s)))
             else:
-                queries = [scope.add_columns(*(getattr(MessageBody, c) for c in short))] if short else []
+                queries = [[scope.add_columns(*(getattr(MessageBody, c) for c in short))]] if short else []
                 if BODY_COLUMN in columns:
-                    queries.append(body.add_columns(MessageBody.search_text))
+                    queries.append([scope.add_columns(MessageBody.search_text)])
         folded = needle.casefold()
-        for query in queries:
-            for q in _restricted(query, uids):
+        for arms in queries:
+            for q in _restricted(arms, uids):
                 for row in s.execute(q):
                     if len(row) == 1 or any(t and contains(t, folded) for t in row[1:]):
                         found.add(int(row[0]))
@@ -189,11 +237,9 @@ def search_entries(
             in_body = _like([BODY_COLUMN], term)
             tsquery = _tsquery(s, term)
             if tsquery is not None:  # the index finds the bodies once, before the entries are read
-                bodies = (
-                    select(Entry.id)
-                    .join(MessageBody, MessageBody.id == Entry.body_id)
-                    .where(*scope, _fts_condition(tsquery, f"fts_query_{n}"), in_body)
-                )
+                matching = select(Entry.id).join(MessageBody, MessageBody.id == Entry.body_id).where(*scope)
+                document = and_(_fts_condition(tsquery, f"fts_query_{n}"), in_body)
+                bodies = union_all(*indexed_arms(matching, document, user_id, True))
                 conditions.append(or_(_like(short, term), Entry.id.in_(bodies)))
             else:
                 conditions.append(or_(_like(short, term), in_body))

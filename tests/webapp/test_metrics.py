@@ -145,3 +145,18 @@ def test_metrics_endpoint_without_the_database(api: MakeApi, store: Settings) ->
         db.configure(store.database_url, pool_size=5)
     assert figures["relate_database_up"] == 0
     assert figures["relate_pop3_connections_total"] == 3
+
+
+def test_metrics_endpoint_serves_the_search_index_backlog(api: MakeApi) -> None:
+    from relate.store import accounts, mailboxes, messages, searchindex
+    from tests.store.helpers import make_message
+
+    server = api()
+    user = accounts.create_user("backlog@example.com")
+    inbox = mailboxes.get_mailbox(user.id, "INBOX").id
+    for i in range(3):
+        messages.append(user.id, inbox, make_message(f"waiting {i}"))
+    waiting = 3 if searchindex.enabled() else 0  # SQLite has no search indexes to wait for
+    assert scrape(server.http.get("/metrics").text)["relate_search_index_backlog"] == waiting
+    searchindex.index_all()
+    assert scrape(server.http.get("/metrics").text)["relate_search_index_backlog"] == 0
