@@ -19,6 +19,8 @@ What it does, and stops by itself:
    (read from /proc, so it holds on a machine shared with other work where wall-clock figures
    do not), and how to reproduce them. The targets (p99 under 50 ms for the list, 150 ms for
    the search) are judged on the back-to-back runs; the exit status is 1 when one is missed.
+   With --profile PATH every gunicorn worker is recorded with py-spy during each run
+   (PATH-<test>-<busy or paced>-<worker>.txt, collapsed stacks: `-f raw`).
 
 Run: .venv/bin/python bench/api_bench.py [--admin-dsn "host=127.0.0.1 port=5432 user=postgres dbname=postgres"]
 """
@@ -36,6 +38,7 @@ import itertools  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -318,6 +321,44 @@ class CpuMeter:
         return result, spent
 
 
+class Client:
+    """One keep-alive HTTP/1.1 connection, as lean as a client can be (a request is one send,
+    an answer is read by its Content-Length), so that the load generator takes as little of
+    the machine's CPU as it can from the server it measures. http.client spends about twice
+    as much per request (its header parsing alone)."""
+
+    def __init__(self, port: int, headers: dict[str, str], timeout: float = 30.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"127.0.0.1:{port}", **headers}.items())
+        self.buffer = b""
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """(status, body) of GET path."""
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\n{self.head}\r\n".encode())
+        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4:]
+        status = int(head.split(" ", 2)[1])
+        length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")[1:]
+                       if line.lower().startswith("content-length:")), None)
+        if length is None:
+            raise SystemExit(f"{path}: HTTP {status} without Content-Length")
+        while len(self.buffer) < length:
+            self._fill()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, body
+
+    def _fill(self) -> None:
+        data = self.sock.recv(262144)
+        if not data:
+            raise SystemExit("the server closed the connection")
+        self.buffer += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def run(port: int, key: str, paths: list[str], clients: int, per_client: int, warmup: int,
         interval: float | None) -> tuple[list[float], float]:
     """Latencies (ms) of `clients` x `per_client` requests, and the wall time they took.
@@ -327,23 +368,21 @@ def run(port: int, key: str, paths: list[str], clients: int, per_client: int, wa
     request's latency counts from when it was due, so a slow answer that delays the next
     request is charged to it too (no coordinated omission)."""
     latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {key}", "Connection": "keep-alive"}
+    headers = {"Authorization": f"Bearer {key}"}
 
     def client(n: int) -> None:
         rnd = random.Random(n)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = Client(port, headers)
         due = time.perf_counter() + (rnd.random() * interval if interval else 0.0)
         for i in range(warmup + per_client):
             path = rnd.choice(paths)
             if interval:
                 gevent.sleep(max(0.0, due - time.perf_counter()))
             t0 = due if interval else time.perf_counter()
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            body = response.read()
+            status, body = conn.get(path)
             elapsed = (time.perf_counter() - t0) * 1000
-            if response.status != 200:
-                raise SystemExit(f"{path}: HTTP {response.status}: {body[:200]!r}")
+            if status != 200:
+                raise SystemExit(f"{path}: HTTP {status}: {body[:200]!r}")
             if i >= warmup:
                 latencies.append(elapsed)
             if interval:
@@ -369,11 +408,30 @@ def report(name: str, latencies: list[float], wall: float, target: float, cpu: d
     return ok
 
 
+def profilers(server_pid: int, path: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each gunicorn worker (non-blocking sampling) until it is interrupted."""
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [
+        subprocess.Popen([spy, "record", "-p", str(pid), "-r", "200", "--nonblocking", "-f", "raw",
+                          "-o", f"{path}-{n}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for n, pid in enumerate(sorted(children(server_pid)), start=1)
+    ]
+
+
 def measure(name: str, meter: CpuMeter, port: int, key: str, paths: list[str], args: argparse.Namespace,
-            interval: float | None, target: float) -> bool:
-    (latencies, wall), cpu = meter.measure(
-        lambda: run(port, key, paths, args.clients, args.requests, WARMUP, interval)
-    )
+            interval: float | None, target: float, profile: str = "") -> bool:
+    spies = profilers(meter.server_pid, profile) if profile else []
+    try:
+        (latencies, wall), cpu = meter.measure(
+            lambda: run(port, key, paths, args.clients, args.requests, WARMUP, interval)
+        )
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+        for spy in spies:
+            spy.wait()
+    if spies:
+        print(f"profiles: {profile}-<worker>.txt")
     return report(name, latencies, wall, target, cpu, args.clients * (args.requests + WARMUP))
 
 
@@ -392,6 +450,8 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=int, default=0,
                         help="Api__RateLimitPerIp and Api__RateLimitPerUser (requests per minute; 0: off)")
     parser.add_argument("--only", choices=("list", "search"), help="run one of the two tests")
+    parser.add_argument("--profile", metavar="PATH", default="",
+                        help="record the workers with py-spy during each run: PATH-<test>-<mode>-<worker>.txt")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     parser.add_argument("--reuse", metavar="DATABASE", help="run against a database kept by an earlier --keep run")
     args = parser.parse_args()
@@ -422,10 +482,12 @@ def main() -> int:
         for label, kind, paths, target in tests:
             if args.only not in (None, kind):
                 continue
-            ok &= measure(f"{label}, back to back", meter, port, key, paths, args, None, target)
+            profile = f"{args.profile}-{kind}" if args.profile else ""
+            ok &= measure(f"{label}, back to back", meter, port, key, paths, args, None, target,
+                          f"{profile}-busy" if profile else "")
             if args.interval:
                 measure(f"{label}, paced {args.interval * 1000:.0f} ms", meter, port, key, paths, args,
-                        args.interval, target)
+                        args.interval, target, f"{profile}-paced" if profile else "")
         print(f"reproduce: .venv/bin/python bench/api_bench.py --messages {args.messages} --clients {args.clients} "
               f"--requests {args.requests} --workers {args.workers}"
               + (f" --interval {args.interval}" if args.interval else "")

@@ -6,6 +6,9 @@ Invariants:
   decimals, dataclasses and `__html__` objects go through Flask's own conversion.
 - Request bodies are still decoded by the standard library (exact integers of any size; the
   routes' schemas decide what is acceptable), so only encoding changes.
+- `rfc3339_response` is the one exception, for large documents full of times (mail lists):
+  there aware UTC datetimes become RFC 3339 text ending in "Z", exactly what
+  webapp.api.shapes.iso writes, by orjson itself.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+_RFC3339 = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
 class OrjsonProvider(DefaultJSONProvider):
@@ -36,6 +40,13 @@ class OrjsonProvider(DefaultJSONProvider):
             return orjson.dumps(obj, default=self.default, option=_OPTIONS)
         except TypeError:  # e.g. an integer beyond 64 bits: the standard library has no limit
             return super().dumps(obj).encode("utf-8")
+
+
+def rfc3339_response(obj: Any) -> Response:
+    """A JSON response whose datetimes, every one aware and in UTC, are RFC 3339 text ending
+    in "Z" (1970-01-01T00:00:00Z, microseconds when there are any): what shapes.iso writes."""
+    body = orjson.dumps(obj, default=current_app.json.default, option=_RFC3339)  # type: ignore[attr-defined]
+    return Response(body + b"\n", mimetype="application/json")
 
 
 def init_app(app: Flask) -> None:

@@ -207,7 +207,10 @@ class Entry(Base):
         UniqueConstraint("mailbox_id", "uid", name="uq_entries_mailbox_uid"),
         Index("ix_entries_mailbox_modseq", "mailbox_id", "modseq"),
         Index("ix_entries_user_unseen", "user_id", "mailbox_id", "seen"),
-        Index("ix_entries_mailbox_internal_date", "mailbox_id", "internal_date"),
+        # Lists walk these in (internal_date, id) order; the first carries the owner on
+        # PostgreSQL (alembic 0007; 0003 made the second).
+        Index("ix_entries_mailbox_date_id", "mailbox_id", "internal_date", "id", postgresql_include=["user_id"]),
+        Index("ix_entries_user_date_id", "user_id", "internal_date", "id"),
         Index("ix_entries_user_thread", "user_id", "thread_id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -160,7 +160,8 @@ _KEY_COLUMNS = (ApiKey.id, ApiKey.user_id, ApiKey.secret_hash, ApiKey.scopes, Ap
 _BEARER = rawread.Statement(
     select(*_KEY_COLUMNS, User.is_admin, User.primary_address)
     .join(User, User.id == ApiKey.user_id)
-    .where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None))
+    .where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None)),
+    prepared=True,  # a unique-key lookup: one plan for every key
 )
 _scope_sets: dict[str, frozenset[str]] = {}  # stored scope strings, parsed (a handful per process)
 

@@ -186,32 +186,18 @@ def _keywords(value: str | None) -> tuple[str, ...]:
     return tuple(json.loads(value)) if value and value != "[]" else ()
 
 
+_new_row = tuple.__new__
+
+
 def _row(r: Sequence[Any]) -> EmailRow:
-    return EmailRow(
-        int(r[0]),
-        int(r[1]),
-        r[2],
-        int(r[3]),
-        int(r[4]),
-        int(r[5]),
-        utc(r[6]),
-        bool(r[7]),
-        bool(r[8]),
-        bool(r[9]),
-        bool(r[10]),
-        bool(r[11]),
-        _keywords(r[12]),
-        r[13] or "",
-        r[14],
-        r[15] or "",
-        r[16] or "",
-        r[17] or "",
-        r[18] or "",
-        bool(r[19]),
-        int(r[20] or 0),
-        utc(r[21]),
-        r[22],
-    )
+    """An EmailRow from a row of _ROW_COLUMNS (a page builds fifty: the database's types are
+    the row's already, every column but message_id, sent_date and envelope_from is NOT NULL,
+    so only the timestamps and the keywords are converted)."""
+    values = list(r[:_ROW_WIDTH])
+    values[6] = utc(values[6])
+    values[12] = _keywords(values[12])
+    values[21] = utc(values[21])
+    return _new_row(EmailRow, values)
 
 
 _ROWS = (
@@ -316,6 +302,14 @@ class _Shape:
     def only_mailbox(self) -> bool:
         """Nothing but the mailbox narrows the list: its counters are the counts."""
         return self.mailbox is not None and self == _Shape(self.postgres, self.sort, self.mailbox)
+
+    @property
+    def one_plan(self) -> bool:
+        """Whether one plan serves every page of this shape on PostgreSQL: a single mailbox
+        walked in date order through ix_entries_mailbox_date_id (alembic 0007), stopping at
+        the page, whatever the mailbox and the page. Its statement is prepared (rawread), with
+        LIMIT and OFFSET written into it."""
+        return self.postgres and self.only_mailbox and SORTS[self.sort][0] == ("internal_date", "id")
 
     @property
     def needs_body(self) -> bool:
@@ -451,7 +445,9 @@ def _page_select(shape: _Shape) -> Any:
             .offset(offset)
         )
     names, _ = SORTS[shape.sort]
-    keys = [_SORT_COLUMNS[n].label(f"sort_{i}") for i, n in enumerate(names)]
+    # The entry id is a sort key of every order: the page's entry_id column is that key, so
+    # the page comes out of the subquery in its final order (no sort after the joins).
+    keys = [_SORT_COLUMNS[n].label(f"sort_{i}") for i, n in enumerate(names) if n != "id"]
     counts = []
     if shape.text:
         # A search reads every match anyway (to sort them): count them in the same pass.
@@ -478,7 +474,7 @@ def _page_select(shape: _Shape) -> Any:
         .join(Entry, Entry.id == page.c.entry_id)
         .join(MessageBody, MessageBody.id == Entry.body_id)
         .join(Mailbox, Mailbox.id == Entry.mailbox_id)
-        .order_by(*_order(shape, [page.c[f"sort_{i}"] for i in range(len(names))]))
+        .order_by(*_order(shape, [page.c.entry_id if n == "id" else page.c[f"sort_{i}"] for i, n in enumerate(names)]))
     )
 
 
@@ -495,12 +491,14 @@ _pages: dict[_Shape, rawread.Statement] = {}
 _counts: dict[_Shape, rawread.Statement] = {}
 
 
-def _cached(cache: dict[_Shape, rawread.Statement], shape: _Shape, build: Any) -> rawread.Statement:
+def _cached(cache: dict[_Shape, rawread.Statement], shape: _Shape, build: Any, *,
+            prepared: bool = False) -> rawread.Statement:
     found = cache.get(shape)
     if found is None:
         if len(cache) >= MAX_CACHED_SHAPES:
             cache.clear()
-        found = cache[shape] = rawread.Statement(build(shape))
+        literals = ("limit", "offset") if prepared else ()
+        found = cache[shape] = rawread.Statement(build(shape), prepared=prepared, literals=literals)
     return found
 
 
@@ -536,7 +534,7 @@ def list_page(
     postgres = get_engine().dialect.name == "postgresql"
     shape, params = _shape_and_params(user_id, filters, sort, postgres)
     params["limit"], params["offset"] = limit, offset
-    found = rawread.rows(_cached(_pages, shape, _page_select), params)
+    found = rawread.rows(_cached(_pages, shape, _page_select, prepared=shape.one_plan), params)
     rows = [_row(r) for r in found]
     if not found and shape.mailbox is not None:
         counters = _box_counts(user_id, filters)  # NotFound when there is no such mailbox

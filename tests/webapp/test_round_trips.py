@@ -27,11 +27,15 @@ class Tally:
 @pytest.fixture
 def tally(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tally]:
     counted = Tally()
-    real_run = rawread._run
+    real_run, real_run_prepared = rawread._run, rawread._run_prepared
 
     def run(sql: str, values: dict[str, Any]) -> list[Any]:
         counted.statements.append(sql)
         return real_run(sql, values)
+
+    def run_prepared(statement: rawread.Statement, compiled: Any, values: dict[str, Any]) -> list[Any]:
+        counted.statements.append(compiled.string)
+        return real_run_prepared(statement, compiled, values)
 
     def on_statement(*_: Any) -> None:
         counted.session_statements += 1
@@ -40,6 +44,7 @@ def tally(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tally]:
         counted.transactions += 1
 
     monkeypatch.setattr(rawread, "_run", run)
+    monkeypatch.setattr(rawread, "_run_prepared", run_prepared)
     engine = get_engine()
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "begin", on_begin)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint, Response, g
 
 from relate.store import InvalidInput, NotFound, labels, listing, mailboxes, messages
 from relate.store.listing import DEFAULT_SORT, EmailRow, Filters
@@ -86,7 +86,7 @@ def filters_from(query: dict[str, Any], *, default_mailbox: str | None) -> Filte
     )
 
 
-def paged(user_id: int, filters: Filters, query: dict[str, Any]) -> dict[str, Any]:
+def paged(user_id: int, filters: Filters, query: dict[str, Any]) -> Response:
     page = int(query.get("page", 1))
     size = int(query.get("pageSize", shapes.DEFAULT_PAGE_SIZE))
     try:
