@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from relate.imapd import bodystructure, fetchatt, sections
 from relate.imapd.fetchatt import FetchAtt
@@ -41,22 +42,100 @@ PARSED_PART_COST = 512
 PRELOAD_CHUNK = 500  # at most this many body ids per metadata query when reading ahead
 
 
+class _Lru:
+    """Raw messages and parsed metadata by (kind, body id), least recently used dropped first,
+    bounded by `max_bytes` of estimated cost; a value over a quarter of it is not kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        # (kind, body_id) -> (value, cost); kind "r" raw, "p" parsed. Oldest first.
+        self.items: OrderedDict[tuple[str, int], tuple[bytes | ParsedMessage, int]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: tuple[str, int]) -> bytes | ParsedMessage | None:
+        item = self.items.get(key)
+        if item is None:
+            return None
+        self.items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: tuple[str, int], value: bytes | ParsedMessage, cost: int) -> None:
+        if cost > self.max_bytes // 4:
+            return
+        old = self.items.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self.items[key] = (value, cost)
+        self.bytes += cost
+        while self.bytes > self.max_bytes and self.items:
+            _, (_, dropped) = self.items.popitem(last=False)
+            self.bytes -= dropped
+
+
+# What every session of the process has read, on PostgreSQL: a stored body never changes and
+# its id (a sequence's) is never reused, so a message one session (or an earlier connection
+# of the same client) read serves the others without a round trip. The values are shared, not
+# copied. Kept for one database at a time (the engine it was filled from). Not on SQLite,
+# where the id of a deleted last row can be given again.
+SHARED_CACHE_BYTES = 64 * 1024 * 1024
+_shared: list[Any] = [None, _Lru(SHARED_CACHE_BYTES)]  # [engine, cache]
+
+
+def _shared_cache() -> _Lru | None:
+    from relate.db import get_engine
+
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        return None
+    if _shared[0] is not engine:
+        _shared[:] = [engine, _Lru(SHARED_CACHE_BYTES)]
+    cache: _Lru = _shared[1]
+    return cache
+
+
+def _parsed_cost(parsed: ParsedMessage) -> int:
+    return PARSED_BASE_COST + PARSED_PART_COST * _part_count(parsed.body)
+
+
 def _default_raw(body_id: int) -> bytes:
     from relate.store import messages
 
-    return messages.raw_message(body_id)
+    shared = _shared_cache()
+    value = shared.get(("r", body_id)) if shared is not None else None
+    if isinstance(value, bytes):
+        return value
+    raw = messages.raw_message(body_id)
+    if shared is not None:
+        shared.put(("r", body_id), raw, len(raw))
+    return raw
 
 
 def _default_parsed(body_id: int) -> ParsedMessage:
     from relate.store import messages
 
-    return messages.parsed_message(body_id)
+    found = _default_parsed_many([body_id]).get(body_id)
+    return messages.parsed_message(body_id) if found is None else found  # NotFound when it is gone
 
 
 def _default_parsed_many(body_ids: Sequence[int]) -> dict[int, ParsedMessage]:
-    from relate.store import search
+    from relate.store import messages
 
-    return search.parsed_messages(body_ids)
+    shared = _shared_cache()
+    if shared is None:
+        return messages.parsed_messages(body_ids)
+    out: dict[int, ParsedMessage] = {}
+    missing: list[int] = []
+    for body_id in body_ids:
+        value = shared.get(("p", body_id))
+        if isinstance(value, ParsedMessage):
+            out[body_id] = value
+        else:
+            missing.append(body_id)
+    if missing:
+        for body_id, parsed in messages.parsed_messages(missing).items():
+            shared.put(("p", body_id), parsed, _parsed_cost(parsed))
+            out[body_id] = parsed
+    return out
 
 
 def _part_count(part: Part) -> int:
@@ -90,9 +169,9 @@ class MessageCache:
         self._load_raw = load_raw
         self._load_parsed = load_parsed
         self._load_parsed_many = load_parsed_many
-        # (kind, body_id) -> (value, cost); kind "r" raw, "p" parsed. Oldest first.
-        self._items: OrderedDict[tuple[str, int], tuple[bytes | ParsedMessage, int]] = OrderedDict()
-        self._bytes = 0
+        self._lru = _Lru(max_bytes)
+        self._get = self._lru.get
+        self._put = self._lru.put
         self.loads = 0  # store round trips, for tests and metrics
         # The read-ahead plan of the last preload: body ids in FETCH order, and each one's place.
         self._plan: list[int] = []
@@ -100,26 +179,7 @@ class MessageCache:
         self._parsed_cost = PARSED_BASE_COST + PARSED_PART_COST  # estimate, from the last window
 
     def __len__(self) -> int:
-        return len(self._items)
-
-    def _get(self, key: tuple[str, int]) -> bytes | ParsedMessage | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def _put(self, key: tuple[str, int], value: bytes | ParsedMessage, cost: int) -> None:
-        if cost > self.max_bytes // 4:
-            return
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._bytes -= old[1]
-        self._items[key] = (value, cost)
-        self._bytes += cost
-        while self._bytes > self.max_bytes and self._items:
-            _, (_, dropped) = self._items.popitem(last=False)
-            self._bytes -= dropped
+        return len(self._lru.items)
 
     def raw(self, body_id: int) -> bytes:
         value = self._get(("r", body_id))
@@ -146,7 +206,7 @@ class MessageCache:
         return parsed
 
     def _put_parsed(self, body_id: int, parsed: ParsedMessage) -> int:
-        cost = PARSED_BASE_COST + PARSED_PART_COST * _part_count(parsed.body)
+        cost = _parsed_cost(parsed)
         self._put(("p", body_id), parsed, cost)
         return cost
 
@@ -173,7 +233,7 @@ class MessageCache:
         # A window takes at most half the budget, so it is still cached when FETCH reaches it.
         size = max(1, min(PRELOAD_CHUNK, self.max_bytes // 2 // max(1, self._parsed_cost)))
         end = start + size
-        window = [b for b in self._plan[start:end] if ("p", b) not in self._items]
+        window = [b for b in self._plan[start:end] if ("p", b) not in self._lru.items]
         if end >= len(self._plan):  # the plan is used up
             self._plan, self._place = [], {}
         if not window:

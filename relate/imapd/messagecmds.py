@@ -64,6 +64,7 @@ def store_command(session: Session, command: c.Store) -> Done | None:
     except store.InvalidInput as exc:
         raise No(str(exc), "CANNOT") from None
     selected.record(result.changed)
+    selected.wrote(result.modseq)
     changed = {e.uid for e in result.changed}
     failed = set(result.failed)
     condstore = session.enabled.condstore
@@ -87,10 +88,19 @@ def store_command(session: Session, command: c.Store) -> Done | None:
 
 
 def _destination(session: Session, name: str) -> MailboxInfo:
+    """The mailbox named `name`; the selected one without a read (its events keep its name
+    current). The write to it fails with NotFound if it has just been deleted (`_missing`)."""
+    selected = session.selected
     try:
+        if selected is not None and not selected.gone and store_mailboxes.normalise_name(name) == selected.mailbox.name:
+            return selected.mailbox
         return store_mailboxes.get_mailbox(session.user_id, name)
     except (store.NotFound, store.InvalidInput):
-        raise No(f"no mailbox named {name}", "TRYCREATE") from None  # RFC 9051 §6.4.7
+        raise _missing(name) from None
+
+
+def _missing(name: str) -> No:
+    return No(f"no mailbox named {name}", "TRYCREATE")  # RFC 9051 §6.4.7
 
 
 def _source_uids(selected: SelectedMailbox, command: c.Copy | c.Move) -> list[int]:
@@ -145,9 +155,10 @@ def expunge(session: Session, command: c.Expunge) -> Done | None:
         uids = [uid for uid in selected.uids if uid not in selected.expunged]
     else:
         uids = [selected.uids[i] for i in selected.resolve(command.uids, uid=True)]
-    removed = store_messages.expunge(session.user_id, selected.id, uids, origin=session.conn.conn_id)
+    removed, modseq = store_messages.expunge_with_modseq(session.user_id, selected.id, uids,
+                                                         origin=session.conn.conn_id)
     selected.forget(removed)
-    selected.dirty = True  # so the view's HIGHESTMODSEQ includes this expunge
+    selected.wrote(modseq)  # so the view's HIGHESTMODSEQ includes this expunge
     return Done(f"{command.verb} completed", modseq=True)
 
 
@@ -167,6 +178,8 @@ def append(session: Session, command: c.Append) -> Done | None:
         )
     except store.InvalidInput as exc:
         raise No(str(exc), "CANNOT") from None
+    except store.NotFound:
+        raise _missing(command.mailbox) from None
     if session.selected is not None and session.selected.id == target.id:
-        session.selected.dirty = True  # RFC 9051 §6.3.12: EXISTS before the tagged OK
+        session.selected.wrote(entry.modseq, [entry])  # RFC 9051 §6.3.12: EXISTS before the tagged OK
     return Done("APPEND completed", f"APPENDUID {box.uid_validity} {entry.uid}")

@@ -104,6 +104,7 @@ def _mark_seen(session: Session, selected: SelectedMailbox, indexes: list[int],
         session.user_id, selected.id, unseen, "add", ["\\Seen"], origin=session.conn.conn_id,
     )
     selected.record(result.changed)
+    selected.wrote(result.modseq)
     return {e.uid for e in result.changed}
 
 

@@ -4,15 +4,20 @@ Invariants:
 - `entries[i]` is message sequence number i+1 as the client knows it; UIDs ascend strictly.
   An entry's `flags` and `modseq` are what this session last told (or is about to tell)
   the client, never silently newer.
-- The view changes only in `refresh` (reading the store after change events, a poll, or
-  our own mutations) and in `report`, which also produces the responses that tell the
-  client. A message removed from the store stays in `entries` (its number still valid for
+- The view changes only in `take_events` (a complete change that follows `modseq` is
+  applied as it is: no read), `refresh` (reading the store after other change events, a
+  poll, or a gap), our own writes (`record`, `forget`, `wrote`) and `report`, which also
+  produces the responses that tell the client. All of them run between commands, or in a
+  command for its own writes. A message removed from the store stays in `entries` (its number still valid for
   the client) until `report(allow_expunge=True)`: RFC 9051 §7.5.1 forbids EXPUNGE during
   FETCH, STORE and SEARCH, so their non-UID forms call report(False).
 - `modseq` is the mailbox HIGHESTMODSEQ up to which store changes are applied. It is read in
   the same statement as the changes themselves (one snapshot: nothing committed in between),
   or, on a full resync, BEFORE them, so a change committed in between is seen twice
-  (harmless: applying it again changes nothing), never missed.
+  (harmless: applying it again changes nothing), never missed. It moves by itself only by
+  one: each write to a mailbox spends the next MODSEQ under the mailbox lock and commits in
+  that order, and PostgreSQL delivers its NOTIFYs in commit order, so the complete change
+  with `modseq + 1` is exactly the next write, and anything else is a gap filled by a read.
 - \\Recent (IMAP4rev1 only) is decided per process by `RecentClaims`: the first read-write
   session in this process to see a message claims it. RFC 3501 §2.3.2 asks for the first
   session overall; where that cannot be known the message "SHOULD be considered recent",
@@ -118,6 +123,7 @@ class SelectedMailbox:
             self.recent = recent_claims.recent(mailbox, self.uids, claim=not readonly)
         self.saved: list[int] = []  # RFC 5182 search result ($), as UIDs
         self.dirty = False  # events say the store changed since `modseq`
+        self.ahead: set[int] = set()  # MODSEQs above `modseq + 1` of our own writes, in the view already
         self.resync = False  # the next refresh must re-read the whole mailbox
         self.gone = False  # the mailbox was deleted
 
@@ -196,8 +202,71 @@ class SelectedMailbox:
             self.gone = True
         elif change.kind == events.MAILBOX_RENAMED:
             self.mailbox = dataclasses.replace(self.mailbox, name=change.mailbox)
-        elif change.kind in (events.NEW, events.FLAGS, events.EXPUNGE):
+        elif change.kind in (events.NEW, events.FLAGS, events.EXPUNGE) and not (change.complete and self._apply(change)):
             self.dirty = True
+
+    def _apply(self, change: events.Change) -> bool:
+        """Take a complete change (events.Change.complete) into the view without reading the
+        store: True when the view now includes it, False when the store must be read.
+
+        A complete change is the whole of the write that spent its MODSEQ. One at or below
+        `modseq` is in the view already (read in a snapshot that included it, or our own
+        write); the one right after `modseq` is applied; after a gap (a change not seen, or
+        not complete) only a read brings the view up to date.
+        """
+        if self.resync:
+            return False
+        if change.modseq <= self.modseq or change.modseq in self.ahead:
+            return True
+        if change.modseq != self.modseq + 1:
+            return False
+        try:
+            if change.kind == events.NEW:
+                self._absorb(store_messages.event_new_entries(change), ())
+            elif change.kind == events.FLAGS:
+                updates = store_messages.event_flags(change)
+                for uid, flags in updates:
+                    index = self.index_of(uid)
+                    if index is not None and self.entries[index].modseq < change.modseq:  # else ours is newer
+                        known = self.entries[index]
+                        self._update(index, dataclasses.replace(known, flags=flags, modseq=change.modseq))
+            else:
+                self._absorb((), change.uids)
+        except ValueError:
+            log.warning("change event %s of mailbox %s is malformed; re-reading", change.kind, change.mailbox_id)
+            return False
+        self._advance(change.modseq)
+        return True
+
+    def _advance(self, modseq: int) -> None:
+        """The view includes every change up to `modseq`, and our own writes just above it."""
+        self.modseq = max(self.modseq, modseq)
+        while self.modseq + 1 in self.ahead:
+            self.modseq += 1
+        self.ahead = {m for m in self.ahead if m > self.modseq}
+
+    def wrote(self, modseq: int, arrived: Sequence[EntryInfo] = ()) -> None:
+        """Our own write, which spent `modseq` (0: it changed nothing), is in the view (`record`,
+        `forget`, or the entries it `arrived` with).
+
+        Changes queued before it are taken first. When nothing is missing below it, the view's
+        MODSEQ moves past it. Otherwise a flag change or removal waits in `ahead` for the
+        changes below it (each entry keeps the newest flags by MODSEQ), while new messages
+        make the next refresh read the store: a message below ours must not be numbered
+        after it.
+        """
+        if not modseq or modseq <= self.modseq:
+            return
+        self.take_events()
+        if self.resync or modseq <= self.modseq:
+            return
+        if modseq == self.modseq + 1:
+            self._absorb(arrived, ())
+            self._advance(modseq)
+        elif arrived:
+            self.dirty = True
+        else:
+            self.ahead.add(modseq)
 
     def poll(self) -> None:
         """Ask the store directly whether anything changed (NOOP, CHECK, IDLE start): the next
@@ -228,7 +297,11 @@ class SelectedMailbox:
                 raise MailboxGone()
             changed, vanished, highest = found.changed, found.vanished, found.highest_modseq
         self.dirty = self.resync = False
-        self.modseq = max(self.modseq, highest, *(e.modseq for e in changed))
+        self._advance(max(highest, *(e.modseq for e in changed)) if changed else highest)
+        self._absorb(changed, vanished)
+
+    def _absorb(self, changed: Iterable[EntryInfo], vanished: Iterable[int]) -> None:
+        """Entries read or announced as changed or new, and UIDs gone from the store."""
         for uid in vanished:
             if self.index_of(uid) is not None:
                 self.expunged.add(uid)

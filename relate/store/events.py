@@ -58,6 +58,12 @@ class Change:
     old_name: str = ""
     origin: str = ""  # session id of the originator, so it can skip echoing its own change
     extra: dict[str, Any] = field(default_factory=dict)  # small payload (e.g. email summary)
+    # complete: the change describes all of one write to the mailbox, the write that spent
+    # MODSEQ `modseq`: every UID it touched, and in `entries` what a view needs to apply it
+    # without reading the store (relate.store.messages.event_entries). Dropped, like uids,
+    # when the payload is too long.
+    entries: tuple[Any, ...] = ()
+    complete: bool = False
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"k": self.kind, "u": self.user_id}
@@ -75,11 +81,15 @@ class Change:
             data["g"] = self.origin
         if self.extra:
             data["x"] = self.extra
+        if self.entries:
+            data["e"] = self.entries
+        if self.complete:
+            data["c"] = 1
         text = json.dumps(data, separators=(",", ":"))
         if len(text.encode()) > NOTIFY_LIMIT:
             # Too big for one NOTIFY: say "these mailbox contents changed; re-read them".
-            data.pop("i", None)
-            data.pop("x", None)
+            for key in ("i", "x", "e", "c"):
+                data.pop(key, None)
             text = json.dumps(data, separators=(",", ":"))
         return text
 
@@ -96,6 +106,8 @@ class Change:
             old_name=data.get("o", ""),
             origin=data.get("g", ""),
             extra=data.get("x", {}),
+            entries=tuple(data.get("e", ())),
+            complete=bool(data.get("c")),
         )
 
 

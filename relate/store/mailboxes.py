@@ -120,9 +120,10 @@ def _postgres() -> bool:
     return get_engine().dialect.name == "postgresql"
 
 
-def _pg_mailbox(where: str, params: tuple[Any, ...]) -> MailboxInfo | None:
-    """One mailbox row in one statement on a bare cursor (PostgreSQL; see relate.store.session)."""
-    with pg_read() as cursor:
+def _pg_mailbox(where: str, params: tuple[Any, ...], *, prepare: bool = False) -> MailboxInfo | None:
+    """One mailbox row in one statement on a bare cursor (PostgreSQL; see relate.store.session);
+    `prepare` where the parameters are names or the store's own ids (pg_read)."""
+    with pg_read(prepare=prepare) as cursor:
         cursor.execute(f"SELECT {PG_MAILBOX_COLUMNS} FROM mailboxes m WHERE {where}", params)
         row = cursor.fetchone()
     return None if row is None else pg_info(row)
@@ -130,7 +131,7 @@ def _pg_mailbox(where: str, params: tuple[Any, ...]) -> MailboxInfo | None:
 
 def list_mailboxes(user_id: int) -> list[MailboxInfo]:
     if _postgres():
-        with pg_read() as cursor:
+        with pg_read(prepare=True) as cursor:
             cursor.execute(f"SELECT {PG_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.user_id = %s ORDER BY m.name",
                            (user_id,))
             return [pg_info(row) for row in cursor.fetchall()]
@@ -141,7 +142,7 @@ def list_mailboxes(user_id: int) -> list[MailboxInfo]:
 def get_mailbox(user_id: int, name: str) -> MailboxInfo:
     name = normalise_name(name)
     if _postgres():
-        found = _pg_mailbox("m.user_id = %s AND m.name = %s", (user_id, name))
+        found = _pg_mailbox("m.user_id = %s AND m.name = %s", (user_id, name), prepare=True)
         if found is None:
             raise NotFound(f"no mailbox named {name}")
         return found
@@ -380,7 +381,7 @@ def _pg_status_all(user_id: int, mailbox_ids: list[int] | None, name: str | None
         "WHERE user_id = %(u)s AND mailbox_id IN (SELECT id FROM box) GROUP BY mailbox_id) AS c "
         "ON c.mailbox_id = box.id ORDER BY box.name"
     )
-    with pg_read() as cursor:
+    with pg_read(prepare=mailbox_ids is None) as cursor:  # ids may be a client's numbers
         cursor.execute(sql, {"u": user_id, "ids": mailbox_ids, "n": name})
         rows = cursor.fetchall()
     if mailbox_ids is not None and len(rows) != len(set(mailbox_ids)):

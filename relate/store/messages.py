@@ -22,9 +22,13 @@ Invariants:
   Change.to_json() gives (relate.store.pgnotify). APPEND is one statement whose claim of a UID
   and MODSEQ (an UPDATE of the mailbox row) takes the lock. The implicit transaction commits
   before the server answers, so nothing is acknowledged before commit. On SQLite the same
-  functions run through SQLAlchemy (`_claim_modseq` first) with the same results.
-- The hot reads (the IMAP view at SELECT, its changes, message bodies) run on bare psycopg2
-  cursors (relate.store.session.pg_read).
+  functions run through SQLAlchemy (`_claim_modseq` first) with the same results. Each
+  statement is prepared once per connection (relate.store.session.prepared).
+- Those three writes send complete changes (events.Change.complete): every UID, and for
+  FLAGS and NEW the entries as a view needs them (`event_flags`, `event_new_entries`), so
+  the other sessions on the mailbox apply the change without reading the store.
+- The hot reads (the IMAP view at SELECT, its changes, message bodies) run prepared on bare
+  psycopg2 cursors (relate.store.session.pg_read).
 - A view's changes (`mailbox_changes`) are one statement: the entries changed, the UIDs
   expunged and the mailbox HIGHESTMODSEQ come from one snapshot in one round trip.
 """
@@ -171,6 +175,44 @@ def row_info(row: Sequence[Any]) -> EntryInfo:
         id=row[0], mailbox_id=row[1], uid=row[2], modseq=row[3], body_id=row[4], size=row[5], internal_date=row[6],
         flags=row_flags(row[7:12], row[12]), thread_id=row[13] or "", envelope_from=row[14],
     )
+
+
+# What a complete change (events.Change.complete) carries per entry, written in SQL by the
+# writes sent as one message and read back by the IMAP views that apply it without a re-read:
+# FLAGS: [uid, flag bits, keywords]; NEW: [id, uid, body id, size, internal date (ISO 8601),
+# flag bits, keywords, thread id, envelope sender]. Bit i is the i-th system flag column.
+def _pg_flag_bits(prefix: str = "") -> str:
+    return " + ".join(f"{prefix}{col}::int * {1 << i}" for i, col in enumerate(_COLUMN_FLAGS))
+
+
+def _bits_flags(bits: int, keywords: Iterable[str] | None) -> frozenset[str]:
+    return row_flags([bool(int(bits) >> i & 1) for i in range(len(_COLUMN_FLAGS))],
+                     [str(k) for k in keywords or ()])
+
+
+def event_flags(change: ev.Change) -> list[tuple[int, frozenset[str]]]:
+    """(UID, new flags) of every entry of a complete FLAGS change. ValueError when malformed."""
+    try:
+        return [(int(uid), _bits_flags(bits, keywords)) for uid, bits, keywords in change.entries]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed flag change: {exc}") from None
+
+
+def event_new_entries(change: ev.Change) -> list[EntryInfo]:
+    """The entries of a complete NEW change, as a view of the mailbox sees them."""
+    if change.mailbox_id is None:
+        raise ValueError("a new-message change without a mailbox")
+    try:
+        return [
+            EntryInfo(id=int(entry_id), mailbox_id=change.mailbox_id, uid=int(uid), modseq=change.modseq,
+                      body_id=int(body_id), size=int(size),
+                      internal_date=dt.datetime.fromisoformat(str(when)).astimezone(dt.UTC),
+                      flags=_bits_flags(bits, keywords), thread_id=str(thread_id or ""),
+                      envelope_from=None if sender is None else str(sender))
+            for entry_id, uid, body_id, size, when, bits, keywords, thread_id, sender in change.entries
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed new-message change: {exc}") from None
 
 
 # -- allocation ----------------------------------------------------------------------------
@@ -427,13 +469,16 @@ def _pg_append(user_id: int, mailbox_id: int, raw: bytes, system: dict[str, bool
                        body_id=0, size=len(raw), internal_date=when, flags=flags, thread_id=parsed.thread_id,
                        envelope_from=envelope_from)
     change = ev.Change(ev.NEW, user_id, mailbox_id, (pgnotify.MARK_UID,), pgnotify.MARK_MODSEQ, pgnotify.MARK_NAME,
-                       origin=origin, extra=summary(marked, parsed))
+                       origin=origin, extra=summary(marked, parsed), entries=(pgnotify.MARK_ENTRIES,), complete=True)
     note = pgnotify.payload(change, [
         (pgnotify.UIDS, "'[[' || (box.uid_next - 1) || ',' || (box.uid_next - 1) || ']]'"),
         (pgnotify.MODSEQ, "box.highest_modseq"), (pgnotify.NAME, "to_json(box.name)"), (pgnotify.ID, "entry.id"),
+        (pgnotify.ENTRIES, "json_build_array(json_build_array(entry.id, box.uid_next - 1, entry.body_id, "
+                           "%(size)s::bigint, to_json(%(when)s::timestamptz), %(event_bits)s::integer, "
+                           "%(keywords)s::jsonb, %(thread_id)s::text, %(envelope_from)s::text))"),
     ])
-    params.update(note.params)
-    rows = pg_write(_PG_APPEND.replace("{claim}", _pg_claim_sql()).replace("{note}", note.notify("box, entry")),
+    params.update(note.params, event_bits=sum(1 << i for i, on in enumerate(columns.values()) if on))
+    rows = pg_write([_PG_APPEND.replace("{claim}", _pg_claim_sql()).replace("{note}", note.notify("box, entry"))],
                     params)
     if not rows:
         raise NotFound("no such mailbox")
@@ -452,7 +497,7 @@ def _pg_append(user_id: int, mailbox_id: int, raw: bytes, system: dict[str, bool
 def list_entries(user_id: int, mailbox_id: int) -> list[EntryInfo]:
     """Every entry of a mailbox in UID order (the IMAP SELECT view)."""
     if bare_cursors():
-        with pg_read() as cursor:
+        with pg_read(prepare=True) as cursor:
             cursor.execute(f"SELECT {_PG_ENTRY_COLUMNS} FROM entries WHERE mailbox_id = %s AND user_id = %s "
                            "ORDER BY uid", (mailbox_id, user_id))
             return [row_info(_pg_row(r)) for r in cursor.fetchall()]
@@ -477,7 +522,7 @@ def open_view(user_id: int, name: str) -> tuple[MailboxInfo, list[EntryInfo]]:
     if not bare_cursors():
         box = get_mailbox(user_id, name)
         return box, list_entries(user_id, box.id)
-    with pg_read() as cursor:
+    with pg_read(prepare=True) as cursor:
         cursor.execute(_PG_VIEW, {"u": user_id, "n": name})
         rows = cursor.fetchall()
     if not rows:
@@ -488,7 +533,7 @@ def open_view(user_id: int, name: str) -> tuple[MailboxInfo, list[EntryInfo]]:
 def count_above(user_id: int, mailbox_id: int, uid: int) -> int:
     """How many entries of the mailbox have a UID above `uid` (STATUS RECENT), in one statement."""
     if bare_cursors():
-        with pg_read() as cursor:
+        with pg_read(prepare=True) as cursor:
             cursor.execute("SELECT count(*) FROM entries WHERE mailbox_id = %s AND user_id = %s AND uid > %s",
                            (mailbox_id, user_id, uid))
             return int(cursor.fetchone()[0])
@@ -520,7 +565,7 @@ def get_entry(user_id: int, entry_id: int) -> EntryInfo:
 
 def raw_message(body_id: int) -> bytes:
     if bare_cursors():
-        with pg_read() as cursor:
+        with pg_read(prepare=True) as cursor:
             cursor.execute("SELECT raw FROM message_bodies WHERE id = %s", (body_id,))
             row = cursor.fetchone()
         if row is None:
@@ -535,7 +580,7 @@ def raw_message(body_id: int) -> bytes:
 
 def parsed_message(body_id: int) -> ParsedMessage:
     if bare_cursors():
-        with pg_read() as cursor:
+        with pg_read(prepare=True) as cursor:
             cursor.execute("SELECT meta::text FROM message_bodies WHERE id = %s", (body_id,))
             row = cursor.fetchone()
         if row is None or row[0] is None:
@@ -546,6 +591,23 @@ def parsed_message(body_id: int) -> ParsedMessage:
         if meta is None:
             raise NotFound("no such message body")
         return ParsedMessage.from_json(meta)
+
+
+def parsed_messages(body_ids: Sequence[int]) -> dict[int, ParsedMessage]:
+    """The stored parse of many messages at once (what FETCH ENVELOPE/BODYSTRUCTURE reads):
+    one prepared statement per chunk on PostgreSQL."""
+    if not bare_cursors():
+        from relate.store import search
+
+        return search.parsed_messages(body_ids)
+    out: dict[int, ParsedMessage] = {}
+    with pg_read(prepare=True) as cursor:
+        for chunk in _chunks(sorted(set(body_ids))):
+            cursor.execute("SELECT id, meta::text FROM message_bodies WHERE id = ANY(%s)", (list(chunk),))
+            for body_id, meta in cursor.fetchall():
+                if meta is not None:
+                    out[int(body_id)] = ParsedMessage.from_json(json.loads(meta))
+    return out
 
 
 def changes_since(user_id: int, mailbox_id: int, modseq: int) -> tuple[list[EntryInfo], list[int]]:
@@ -617,7 +679,7 @@ _PG_CHANGES = (
 
 
 def _pg_mailbox_changes(user_id: int, mailbox_id: int, modseq: int) -> MailboxChanges | None:
-    with pg_read() as cursor:
+    with pg_read(prepare=True) as cursor:
         cursor.execute(_PG_CHANGES, {"m": mailbox_id, "u": user_id, "s": modseq})
         rows = cursor.fetchall()
     return _fold_changes(rows, _pg_row)
@@ -771,7 +833,7 @@ def _pg_lock_if(condition: str) -> str:
     a WAL flush, and the write's second statement does nothing (`_PG_HELD`): it answers as of
     this snapshot, when it was a no-op."""
     return (f"SELECT 1 FROM mailboxes AS m WHERE m.id = %(m)s AND m.user_id = %(u)s AND ({condition}) "
-            "FOR NO KEY UPDATE OF m; ")
+            "FOR NO KEY UPDATE OF m")
 
 
 # In the second statement: whether the first one locked the mailbox (locking a row is what
@@ -788,7 +850,7 @@ def _pg_new_flags(mode: str) -> tuple[list[str], str]:
     str.lower for ASCII, which is all an IMAP keyword (an atom) can be; for other keywords
     (the API's labels) the database's locale decides what differs only in case."""
     if mode == "set":
-        return [f"%({col})s" for col in _COLUMN_FLAGS], "CAST(%(kw)s AS jsonb)"
+        return [f"CAST(%({col})s AS boolean)" for col in _COLUMN_FLAGS], "CAST(%(kw)s AS jsonb)"
     if mode == "add":
         keywords = (
             "(SELECT COALESCE(jsonb_agg(a.k ORDER BY lower(a.k) COLLATE \"C\"), '[]'::jsonb) FROM ("
@@ -808,7 +870,7 @@ _PG_BLANK = ", ".join(["NULL"] * len(_ENTRY_COLUMNS))
 _KIND_FAILED = 2  # a row of _pg_store_sql: a UID refused by UNCHANGEDSINCE
 
 
-def _pg_store_sql(mode: str, since: bool, note: str) -> str:
+def _pg_store_sql(mode: str, since: bool, note: str) -> tuple[str, str]:
     """STORE as one message: the lock (when something will change, `_pg_lock_if`); then one
     statement that computes the new flags of the entries as they are once the lock is ours,
     writes the changed ones with a new MODSEQ (none is spent when nothing changes) and
@@ -832,8 +894,8 @@ def _pg_store_sql(mode: str, since: bool, note: str) -> str:
                   f"{', '.join(['NULL'] * (len(_ENTRY_COLUMNS) - 3))} FROM entries AS e "
                   f"WHERE {wanted} AND e.modseq > %(since)s")
     return (
-        _pg_lock_if(lock_if)
-        + f"WITH {_PG_HELD}, box AS (SELECT id, name, highest_modseq FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
+        _pg_lock_if(lock_if),
+        f"WITH {_PG_HELD}, box AS (SELECT id, name, highest_modseq FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
         f"cur AS (SELECT {computed} FROM entries AS e WHERE {wanted}{unchanged}), "
         f"chg AS (SELECT * FROM cur WHERE {changes}), "
         "bump AS (UPDATE mailboxes SET highest_modseq = highest_modseq + 1 "
@@ -849,9 +911,12 @@ def _pg_store_sql(mode: str, since: bool, note: str) -> str:
 def _pg_store_flags(user_id: int, mailbox_id: int, uids: list[int], plan: _FlagPlan, origin: str) -> FlagResult:
     """store_flags() as one message to PostgreSQL (see _pg_store_sql)."""
     change = ev.Change(ev.FLAGS, user_id, mailbox_id, (pgnotify.MARK_UID,), pgnotify.MARK_MODSEQ, pgnotify.MARK_NAME,
-                       origin=origin)
+                       origin=origin, entries=(pgnotify.MARK_ENTRIES,), complete=True)
+    entries = (f"(SELECT json_agg(json_build_array(uid, {_pg_flag_bits()}, CASE WHEN jsonb_typeof(keywords) = 'array' "
+               "THEN keywords ELSE '[]'::jsonb END) ORDER BY uid) FROM upd)")
     note = pgnotify.payload(change, [(pgnotify.UIDS, pgnotify.uid_ranges("upd")),
-                                     (pgnotify.MODSEQ, "bump.highest_modseq"), (pgnotify.NAME, "to_json(box.name)")])
+                                     (pgnotify.MODSEQ, "bump.highest_modseq"), (pgnotify.NAME, "to_json(box.name)"),
+                                     (pgnotify.ENTRIES, entries)])
     params: dict[str, Any] = {"m": mailbox_id, "u": user_id, "uids": uids, "since": plan.unchanged_since,
                               "kw": json.dumps(plan.keywords), "kws": plan.keywords, **note.params}
     params.update({col: plan.system.get(col, False) for col in _COLUMN_FLAGS})
@@ -956,6 +1021,12 @@ def expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None = None, *,
             origin: str = "") -> list[int]:
     """Remove messages flagged \\Deleted (optionally only among `uids`; with only_deleted=False,
     exactly `uids`). Returns the removed UIDs in ascending order."""
+    return expunge_with_modseq(user_id, mailbox_id, uids, only_deleted=only_deleted, origin=origin)[0]
+
+
+def expunge_with_modseq(user_id: int, mailbox_id: int, uids: Sequence[int] | None = None, *,
+                        only_deleted: bool = True, origin: str = "") -> tuple[list[int], int]:
+    """expunge(), and the MODSEQ the removal spent (0 when nothing was removed)."""
     if uids is None and not only_deleted:
         raise InvalidInput("expunging everything needs explicit UIDs")
     if bare_cursors():
@@ -978,11 +1049,11 @@ def expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None = None, *,
             _record_expunged(t, user_id, mailbox_id, box.name, [u for u, _ in gone], [i for _, i in gone],
                              box.highest_modseq, origin)
     except _NothingChanged:
-        return []
-    return [u for u, _ in gone]
+        return [], 0
+    return [u for u, _ in gone], box.highest_modseq
 
 
-def _pg_expunge_sql(only_deleted: bool, some: bool, note: str) -> str:
+def _pg_expunge_sql(only_deleted: bool, some: bool, note: str) -> tuple[str, str]:
     """EXPUNGE as one message: the lock (when there is something to remove, `_pg_lock_if`);
     then one statement that deletes the entries, spends a
     MODSEQ only when it removed any, records the UIDs for VANISHED and NOTIFYs. One row: the
@@ -992,8 +1063,8 @@ def _pg_expunge_sql(only_deleted: bool, some: bool, note: str) -> str:
         named += " AND uid = ANY(%(uids)s)"
     where = named + " AND EXISTS (SELECT 1 FROM box) AND EXISTS (SELECT 1 FROM held)"
     return (
-        _pg_lock_if(f"EXISTS (SELECT 1 FROM entries WHERE {named})")
-        + f"WITH {_PG_HELD}, box AS (SELECT id, name FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
+        _pg_lock_if(f"EXISTS (SELECT 1 FROM entries WHERE {named})"),
+        f"WITH {_PG_HELD}, box AS (SELECT id, name FROM mailboxes WHERE id = %(m)s AND user_id = %(u)s), "
         f"gone AS (DELETE FROM entries WHERE {where} RETURNING id, uid), "
         "bump AS (UPDATE mailboxes SET highest_modseq = highest_modseq + 1 "
         "WHERE id = %(m)s AND EXISTS (SELECT 1 FROM gone) RETURNING highest_modseq), "
@@ -1006,10 +1077,10 @@ def _pg_expunge_sql(only_deleted: bool, some: bool, note: str) -> str:
 
 
 def _pg_expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None, only_deleted: bool,
-                origin: str) -> list[int]:
+                origin: str) -> tuple[list[int], int]:
     """expunge() as one message to PostgreSQL (see _pg_expunge_sql)."""
     change = ev.Change(ev.EXPUNGE, user_id, mailbox_id, (pgnotify.MARK_UID,), pgnotify.MARK_MODSEQ,
-                       pgnotify.MARK_NAME, origin=origin, extra={"ids": [pgnotify.MARK_ID]})
+                       pgnotify.MARK_NAME, origin=origin, extra={"ids": [pgnotify.MARK_ID]}, complete=True)
     note = pgnotify.payload(change, [
         (pgnotify.UIDS, pgnotify.uid_ranges("gone")), (pgnotify.MODSEQ, "bump.highest_modseq"),
         (pgnotify.NAME, "to_json(box.name)"), (f"[{pgnotify.ID}]", pgnotify.id_list("gone")),
@@ -1018,7 +1089,7 @@ def _pg_expunge(user_id: int, mailbox_id: int, uids: Sequence[int] | None, only_
     rows = pg_write(_pg_expunge_sql(only_deleted, uids is not None, note.notify("bump, box")), params)
     if not rows:
         raise NotFound("no such mailbox")
-    return [int(uid) for uid in rows[0][3] or ()]
+    return [int(uid) for uid in rows[0][3] or ()], int(rows[0][1] or 0)
 
 
 def move_all(t: Tx, src: Mailbox, dst: Mailbox) -> None:

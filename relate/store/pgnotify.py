@@ -7,9 +7,10 @@ the markers: the pieces go to PostgreSQL as parameters and the statement puts th
 between them.
 
 Invariants:
-- The payload is the text `Change.to_json()` gives for the same change (the mailbox name is
+- The payload decodes to the change `Change.to_json()` writes (the mailbox name is
   JSON-escaped by PostgreSQL, which leaves non-ASCII characters unescaped where Python writes
-  \\u escapes: the same string once decoded, and the same bytes for ASCII names).
+  \\u escapes, and entries built with json_build_array have spaces after their commas: the
+  same values once decoded, and the same bytes for ASCII names and changes without entries).
 - As in `Change.to_json()`, a payload over NOTIFY_LIMIT bytes is replaced by the short form
   without UIDs and extra ("these contents changed; re-read them").
 - Every marker occurs exactly once in the text it cuts (checked), so no user-supplied text
@@ -28,12 +29,14 @@ from relate.store.events import CHANNEL, NOTIFY_LIMIT, Change
 MARK_UID = 9_007_199_254_740_881  # never a real UID, MODSEQ or id (2**53 - 111)
 MARK_MODSEQ = 9_007_199_254_740_847
 MARK_ID = 9_007_199_254_740_761
+MARK_ENTRIES = 9_007_199_254_740_677
 MARK_NAME = "\x01"  # never in a mailbox name (relate.store.mailboxes.normalise_name)
 
 UIDS = f"[[{MARK_UID},{MARK_UID}]]"  # the "i" of a change with uids=(MARK_UID,)
 MODSEQ = str(MARK_MODSEQ)
 NAME = '"\\u0001"'  # json.dumps(MARK_NAME)
 ID = str(MARK_ID)
+ENTRIES = f"[{MARK_ENTRIES}]"  # the "e" of a change with entries=(MARK_ENTRIES,)
 
 
 def uid_ranges(relation: str) -> str:
@@ -87,11 +90,11 @@ class Payload:
 def payload(change: Change, fills: Sequence[tuple[str, str]]) -> Payload:
     """`change` (written with the markers above) as SQL, each marker replaced by its SQL.
 
-    `fills` pairs a marker (UIDS, MODSEQ, NAME, ID) with the SQL giving its JSON text. The
+    `fills` pairs a marker (UIDS, MODSEQ, NAME, ID, ENTRIES) with the SQL giving its JSON text. The
     short form keeps the MODSEQ and NAME fills.
     """
     params: dict[str, Any] = {"note_channel": CHANNEL}
-    short_change = dataclasses.replace(change, uids=(), extra={})
+    short_change = dataclasses.replace(change, uids=(), extra={}, entries=(), complete=False)
     short = _cut(short_change.to_json(), [f for f in fills if f[0] in (MODSEQ, NAME)], "note_s", params)
     text = change.to_json()
     if UIDS not in text:  # too long even with the markers: always the short form

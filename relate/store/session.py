@@ -23,13 +23,19 @@ Invariants:
   tells the client it is done. A lock taken by its first statement is therefore held only
   while the server runs the rest, never across a round trip to this process, and its rows
   (those of its last statement) are returned after the commit.
+- Hot statements run prepared (`prepared`): planned once per connection, not on every call,
+  with the same results; a connection whose prepared statements went stale is replaced and
+  the call retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -139,9 +145,21 @@ def read() -> Iterator[Session]:
 
 
 @contextlib.contextmanager
-def pg_read() -> Iterator[Any]:
+def pg_read(*, prepare: bool = False) -> Iterator[Any]:
     """A psycopg2 cursor in autocommit mode on a pooled connection (PostgreSQL only). A
-    connection that fails is discarded and the failure is `TemporaryFailure`."""
+    connection that fails is discarded and the failure is `TemporaryFailure`.
+
+    With `prepare`, statements with parameters run prepared (see `prepared`): for hot reads
+    whose parameters are the store's own values (ids, UIDs, MODSEQs), since a prepared
+    statement's parameter has the type PostgreSQL inferred (a client's number too large for
+    an integer column is an error there, where a literal merely matches nothing)."""
+    with _pg_cursor() as (cursor, info):
+        yield _PreparingCursor(cursor, info) if prepare else cursor
+
+
+@contextlib.contextmanager
+def _pg_cursor() -> Iterator[tuple[Any, dict[Any, Any]]]:
+    """pg_read()'s cursor and its pooled connection's `info` (kept for the connection's life)."""
     try:
         fairy = get_engine().raw_connection()
     except DBAPIError as exc:
@@ -151,7 +169,7 @@ def pg_read() -> Iterator[Any]:
         conn.autocommit = True
         cursor = conn.cursor()
         try:
-            yield cursor
+            yield cursor, fairy.info
         finally:
             cursor.close()
             conn.autocommit = False
@@ -162,12 +180,124 @@ def pg_read() -> Iterator[Any]:
         fairy.close()
 
 
-def pg_write(sql: str, params: Any = None) -> list[Any]:
+def pg_write(sql: str | Sequence[str], params: Any = None) -> list[Any]:
     """Run `sql` (one or more statements, the last one returning rows) as one transaction in
-    one message to PostgreSQL; the rows of the last statement, after the commit."""
-    with pg_read() as cursor:
-        cursor.execute(sql, params)
+    one message to PostgreSQL; the rows of the last statement, after the commit.
+
+    Given as a sequence of statements (named parameters only), each runs as a statement
+    prepared once per connection (`prepared`): PostgreSQL plans it once, not on every call.
+    """
+    with _pg_cursor() as (cursor, info):
+        if isinstance(sql, str):
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(prepared(cursor, info, sql) if _preparable(params or ()) else "; ".join(sql), params)
         return list(cursor.fetchall()) if cursor.description is not None else []
+
+
+# -- prepared statements ----------------------------------------------------------------------
+#
+# A hot write is several hundred bytes to a few KB of SQL whose planning costs PostgreSQL
+# several times its execution. Each statement is prepared once per pooled connection
+# (PREPARE, its %(name)s parameters numbered $1..$n in order of first use) and run as
+# `EXECUTE name(%(a)s, ...)`, the values interpolated by psycopg2 as before. The names of the
+# statements a connection has prepared live in the pool's per-connection `info`, which
+# SQLAlchemy clears whenever the connection is closed or replaced. A statement PostgreSQL
+# cannot prepare (a parameter whose type it cannot infer) runs unprepared, and is named in
+# `UNPREPARED` (the tests check that no hot write is there).
+
+_PARAMETER = re.compile(r"%\((\w+)\)s|%s|%%")
+PREPARED_PER_CONNECTION = 200  # beyond this many, statements run unprepared
+UNPREPARED: set[str] = set()
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared_form(sql: str) -> tuple[str, str, str]:
+    """(name, PREPARE statement, EXECUTE statement with the same parameters) for `sql`, whose
+    parameters are all named (%(name)s) or all positional (%s)."""
+    names: list[str] = []
+    positional = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal positional
+        if match.group(0) == "%%":
+            return "%"
+        if match.group(0) == "%s":
+            positional += 1
+            return f"${positional}"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    body = _PARAMETER.sub(number, sql)
+    if names and positional:
+        raise ValueError("named and positional parameters in one statement")
+    name = "relate_" + hashlib.sha1(sql.encode()).hexdigest()[:24]
+    arguments = [f"%({n})s" for n in names] or ["%s"] * positional
+    return name, f"PREPARE {name} AS {body}", f"EXECUTE {name}({', '.join(arguments)})" if arguments else f"EXECUTE {name}"
+
+
+class _PreparingCursor:
+    """pg_read()'s cursor: a psycopg2 cursor whose parameterised statements run prepared."""
+
+    __slots__ = ("_cursor", "_info")
+
+    def __init__(self, cursor: Any, info: dict[Any, Any]) -> None:
+        self._cursor = cursor
+        self._info = info
+
+    def execute(self, sql: Any, params: Any = None) -> None:
+        if params is None or not isinstance(sql, str) or not _preparable(params):
+            self._cursor.execute(sql, params)
+        else:
+            self._cursor.execute(prepared(self._cursor, self._info, [sql]), params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
+
+
+_INT32 = 2**31
+
+
+def _preparable(params: Any) -> bool:
+    """Whether these values mean the same as parameters of a prepared statement as they do as
+    literals: a number beyond 32 bits (or a float) could be a different type from the one
+    PostgreSQL inferred from the first call (an out-of-range error where a literal matches
+    nothing, or rounding), so a statement given one runs unprepared."""
+    values = params.values() if isinstance(params, dict) else params
+    for value in values:
+        if isinstance(value, list | tuple):
+            if not _preparable(value):
+                return False
+        elif isinstance(value, float) or (isinstance(value, int) and not -_INT32 <= value < _INT32):
+            return False
+    return True
+
+
+def prepared(cursor: Any, info: dict[Any, Any], statements: Sequence[str]) -> str:
+    """One message running `statements` in order, each prepared on this cursor's connection,
+    whose pool `info` is given (PREPARE on first use, in autocommit mode, so a refusal leaves
+    no transaction behind)."""
+    known: set[str] = info.setdefault("relate_prepared", set())
+    out: list[str] = []
+    for sql in statements:
+        name, prepare, execute = _prepared_form(sql)
+        if name not in known and sql not in UNPREPARED and len(known) < PREPARED_PER_CONNECTION:
+            try:
+                cursor.execute(prepare)
+                known.add(name)
+            except Exception as exc:
+                import psycopg2
+
+                if not isinstance(exc, psycopg2.ProgrammingError | psycopg2.DataError):
+                    raise
+                UNPREPARED.add(sql)
+                log.warning("statement runs unprepared: %s", str(exc).strip().splitlines()[0])
+        out.append(execute if name in known else sql)
+    return "; ".join(out)
 
 
 def _pg_failed(fairy: Any, exc: BaseException) -> None:
@@ -185,6 +315,11 @@ def _pg_failed(fairy: Any, exc: BaseException) -> None:
         return
     if getattr(exc, "pgcode", None) in RETRYABLE_PGCODES:
         raise RetryableConflict("concurrent update; retry") from exc
+    if getattr(exc, "pgcode", None) == "26000" or (getattr(exc, "pgcode", None) == "0A000" and "cached plan" in str(exc)):
+        # A prepared statement is gone (a pooler between us and PostgreSQL) or a table under
+        # it changed shape (a migration while running): a new connection prepares it again.
+        fairy.invalidate()
+        raise RetryableConflict("prepared statement out of date; retry") from exc
     if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         fairy.invalidate()
         log.warning("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)

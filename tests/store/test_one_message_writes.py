@@ -108,16 +108,25 @@ def test_notify_payloads_are_change_to_json(alice):
     finally:
         listener.close()
     assert len(got) == 7
-    entries = {e.uid: e for e in [first]}
+    changes = [events.Change.from_json(text) for text in got]
     parsed = messages.parsed_message(first.body_id)
-    assert got[0] == events.Change(events.NEW, alice.id, box.id, (1,), first.modseq, "INBOX", origin="c1",
-                                   extra=messages.summary(entries[1], parsed)).to_json()
-    assert got[5] == events.Change(events.FLAGS, alice.id, box.id, (1, 2, 4, 5), result.modseq, "INBOX",
-                                   origin="c2").to_json()
+    new = changes[0]
+    assert messages.event_new_entries(new) == [first]
+    assert new == events.Change(events.NEW, alice.id, box.id, (1,), first.modseq, "INBOX", origin="c1",
+                                extra=messages.summary(first, parsed), entries=new.entries, complete=True)
+    # Without entries the text is byte for byte what Change.to_json writes.
+    assert got[0].split(',"e":')[0] == events.Change(events.NEW, alice.id, box.id, (1,), first.modseq, "INBOX",
+                                                     origin="c1", extra=messages.summary(first, parsed)
+                                                     ).to_json()[:-1]
+    flags = changes[5]
+    assert messages.event_flags(flags) == [(e.uid, e.flags) for e in result.changed]
+    assert [uid for uid, _ in messages.event_flags(flags)] == [1, 2, 4, 5]
+    assert flags == events.Change(events.FLAGS, alice.id, box.id, (1, 2, 4, 5), result.modseq, "INBOX",
+                                  origin="c2", entries=flags.entries, complete=True)
     assert removed == [1, 2, 4, 5]
     ids = json.loads(got[6])["x"]["ids"]
     assert got[6] == events.Change(events.EXPUNGE, alice.id, box.id, (1, 2, 4, 5), result.modseq + 1, "INBOX",
-                                   origin="c3", extra={"ids": ids}).to_json()
+                                   origin="c3", extra={"ids": ids}, complete=True).to_json()
     assert len(ids) == 4 and ids == sorted(ids)
 
 
