@@ -23,9 +23,8 @@ Invariants:
   tells the client it is done. A lock taken by its first statement is therefore held only
   while the server runs the rest, never across a round trip to this process, and its rows
   (those of its last statement) are returned after the commit.
-- Hot statements run prepared (`prepared`): planned once per connection, not on every call,
-  with the same results; a connection whose prepared statements went stale is replaced and
-  the call retried.
+- Hot statements run prepared (`execute_prepared`): planned once per connection, not on
+  every call, with the same results; statements lost or gone stale are prepared again.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ import functools
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -185,13 +185,13 @@ def pg_write(sql: str | Sequence[str], params: Any = None) -> list[Any]:
     one message to PostgreSQL; the rows of the last statement, after the commit.
 
     Given as a sequence of statements (named parameters only), each runs as a statement
-    prepared once per connection (`prepared`): PostgreSQL plans it once, not on every call.
+    prepared once per connection (`execute_prepared`): PostgreSQL plans it once, not on every call.
     """
     with _pg_cursor() as (cursor, info):
         if isinstance(sql, str):
             cursor.execute(sql, params)
         else:
-            cursor.execute(prepared(cursor, info, sql) if _preparable(params or ()) else "; ".join(sql), params)
+            execute_prepared(cursor, info, sql, params)
         return list(cursor.fetchall()) if cursor.description is not None else []
 
 
@@ -201,14 +201,21 @@ def pg_write(sql: str | Sequence[str], params: Any = None) -> list[Any]:
 # several times its execution. Each statement is prepared once per pooled connection
 # (PREPARE, its %(name)s parameters numbered $1..$n in order of first use) and run as
 # `EXECUTE name(%(a)s, ...)`, the values interpolated by psycopg2 as before. The names of the
-# statements a connection has prepared live in the pool's per-connection `info`, which
-# SQLAlchemy clears whenever the connection is closed or replaced. A statement PostgreSQL
-# cannot prepare (a parameter whose type it cannot infer) runs unprepared, and is named in
-# `UNPREPARED` (the tests check that no hot write is there).
+# statements a connection has prepared live in the pool's per-connection `info` (SQLAlchemy
+# clears it whenever the connection is closed or replaced), at most MAX_PREPARED, the least
+# recently used deallocated first. A statement PostgreSQL cannot prepare (a parameter whose
+# type it cannot infer) runs unprepared and is named in `UNPREPARED` (the tests check that no
+# hot statement is there). A message whose prepared statements were dropped behind our back
+# (DISCARD ALL or DEALLOCATE ALL on the connection) or went stale (a table under one changed
+# type) failed whole, as one implicit transaction: they are prepared again and it runs once
+# more. relate.store.rawread prepares its own statements (other names) on the same
+# connections.
 
-_PARAMETER = re.compile(r"%\((\w+)\)s|%s|%%")
-PREPARED_PER_CONNECTION = 200  # beyond this many, statements run unprepared
+_PARAMETER = re.compile(r"%\(([^)]+)\)s|%s|%%")
+MAX_PREPARED = 64
 UNPREPARED: set[str] = set()
+_MISSING = "26000"  # invalid_sql_statement_name
+_DUPLICATE = "42P05"  # duplicate_prepared_statement
 
 
 @functools.lru_cache(maxsize=1024)
@@ -247,10 +254,10 @@ class _PreparingCursor:
         self._info = info
 
     def execute(self, sql: Any, params: Any = None) -> None:
-        if params is None or not isinstance(sql, str) or not _preparable(params):
+        if params is None or not isinstance(sql, str):
             self._cursor.execute(sql, params)
         else:
-            self._cursor.execute(prepared(self._cursor, self._info, [sql]), params)
+            execute_prepared(self._cursor, self._info, [sql], params)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
@@ -277,23 +284,58 @@ def _preparable(params: Any) -> bool:
     return True
 
 
-def prepared(cursor: Any, info: dict[Any, Any], statements: Sequence[str]) -> str:
-    """One message running `statements` in order, each prepared on this cursor's connection,
-    whose pool `info` is given (PREPARE on first use, in autocommit mode, so a refusal leaves
-    no transaction behind)."""
-    known: set[str] = info.setdefault("relate_prepared", set())
+def execute_prepared(cursor: Any, info: dict[Any, Any], statements: Sequence[str], params: Any) -> None:
+    """Run `statements` as one message (one implicit transaction in autocommit mode), each as a
+    statement prepared on the cursor's connection, whose pool `info` is given."""
+    if not _preparable(params or ()):
+        cursor.execute("; ".join(statements), params)
+        return
+    for attempt in (1, 2):
+        message = _prepare(cursor, info, statements)
+        try:
+            cursor.execute(message, params)
+            return
+        except Exception as exc:
+            code = getattr(exc, "pgcode", None)
+            if attempt == 2 or not (code == _MISSING or (code == "0A000" and "cached plan" in str(exc))):
+                raise
+            log.info("prepared statements lost or out of date on a connection; preparing again")
+            known = info.setdefault("relate_prepared", OrderedDict())
+            for sql in statements:
+                name = _prepared_form(sql)[0]
+                if known.pop(name, False) is None and code != _MISSING:
+                    try:
+                        cursor.execute(f"DEALLOCATE {name}")
+                    except Exception as gone:  # already gone: prepared afresh below
+                        if getattr(gone, "pgcode", None) != _MISSING:
+                            raise
+    raise AssertionError("unreachable")
+
+
+def _prepare(cursor: Any, info: dict[Any, Any], statements: Sequence[str]) -> str:
+    """The message running `statements` in order, each prepared on first use (PREPARE runs
+    on its own in autocommit mode, so a refusal leaves no transaction behind)."""
+    import psycopg2
+
+    known: OrderedDict[str, None] = info.setdefault("relate_prepared", OrderedDict())
     out: list[str] = []
     for sql in statements:
         name, prepare, execute = _prepared_form(sql)
-        if name not in known and sql not in UNPREPARED and len(known) < PREPARED_PER_CONNECTION:
+        if name in known:
+            known.move_to_end(name)
+        elif sql not in UNPREPARED:
+            while len(known) >= MAX_PREPARED:
+                cursor.execute(f"DEALLOCATE {known.popitem(last=False)[0]}")
             try:
                 cursor.execute(prepare)
-                known.add(name)
-            except Exception as exc:
-                import psycopg2
-
-                if not isinstance(exc, psycopg2.ProgrammingError | psycopg2.DataError):
-                    raise
+                known[name] = None
+            except psycopg2.ProgrammingError as exc:
+                if getattr(exc, "pgcode", None) == _DUPLICATE:  # prepared before we lost count
+                    known[name] = None
+                else:
+                    UNPREPARED.add(sql)
+                    log.warning("statement runs unprepared: %s", str(exc).strip().splitlines()[0])
+            except psycopg2.DataError as exc:
                 UNPREPARED.add(sql)
                 log.warning("statement runs unprepared: %s", str(exc).strip().splitlines()[0])
         out.append(execute if name in known else sql)
@@ -315,11 +357,6 @@ def _pg_failed(fairy: Any, exc: BaseException) -> None:
         return
     if getattr(exc, "pgcode", None) in RETRYABLE_PGCODES:
         raise RetryableConflict("concurrent update; retry") from exc
-    if getattr(exc, "pgcode", None) == "26000" or (getattr(exc, "pgcode", None) == "0A000" and "cached plan" in str(exc)):
-        # A prepared statement is gone (a pooler between us and PostgreSQL) or a table under
-        # it changed shape (a migration while running): a new connection prepares it again.
-        fairy.invalidate()
-        raise RetryableConflict("prepared statement out of date; retry") from exc
     if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         fairy.invalidate()
         log.warning("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)

@@ -7,7 +7,6 @@ import pytest
 
 from relate import db
 from relate.store import NotFound, accounts, mailboxes, messages, session
-from relate.store.errors import RetryableConflict
 from relate.store.session import _prepared_form, pg_read
 from tests.store.helpers import make_message
 
@@ -73,7 +72,7 @@ def test_a_client_number_too_big_for_an_id_still_finds_nothing(pg_store):
         mailboxes.status(user.id, 31016369832)
 
 
-def test_a_stale_prepared_statement_is_prepared_again(pg_store, monkeypatch):
+def test_a_stale_prepared_statement_is_prepared_again(pg_store, caplog):
     user = accounts.create_user("alice@example.com")
     box = mailboxes.get_mailbox(user.id, "INBOX")
     messages.append(user.id, box.id, make_message("one"))
@@ -84,21 +83,28 @@ def test_a_stale_prepared_statement_is_prepared_again(pg_store, monkeypatch):
     admin = psycopg2.connect(url)
     admin.autocommit = True
     admin.cursor().execute("ALTER TABLE entries ALTER COLUMN thread_id TYPE text")
-    retried: list[str] = []
-    real = session.retrying
-    monkeypatch.setattr(messages, "retrying", lambda fn: real(lambda: _noting(fn, retried)))
     try:
-        result = messages.store_flags(user.id, box.id, [1], "add", ["\\Flagged"])
+        with caplog.at_level("INFO", logger="relate.store"):
+            result = messages.store_flags(user.id, box.id, [1], "add", ["\\Flagged"])
         assert [e.flags for e in result.changed] == [{"\\Seen", "\\Flagged"}]
-        assert retried == ["prepared statement out of date; retry"]
+        assert "preparing again" in caplog.text
     finally:
         admin.cursor().execute("ALTER TABLE entries ALTER COLUMN thread_id TYPE varchar(64)")
         admin.close()
 
 
-def _noting(fn, retried: list[str]):
-    try:
-        return fn()
-    except RetryableConflict as exc:
-        retried.append(str(exc))
-        raise
+def test_prepared_statements_dropped_behind_our_back_are_prepared_again(pg_store, caplog):
+    user = accounts.create_user("alice@example.com")
+    box = mailboxes.get_mailbox(user.id, "INBOX")
+    messages.append(user.id, box.id, make_message("one"))
+    for flag in ("\\Seen", "\\Flagged"):
+        messages.store_flags(user.id, box.id, [1], "add", [flag])
+        # Whichever pooled connection ran it: every one forgets its prepared statements.
+        for _ in range(3):
+            with pg_read() as cursor:
+                cursor.execute("DEALLOCATE ALL")
+    with caplog.at_level("INFO", logger="relate.store"):
+        result = messages.store_flags(user.id, box.id, [1], "add", ["\\Answered"])
+        _, entries = messages.open_view(user.id, "INBOX")
+    assert [e.flags for e in result.changed] == [{"\\Seen", "\\Flagged", "\\Answered"}]
+    assert [e.flags for e in entries] == [{"\\Seen", "\\Flagged", "\\Answered"}]
