@@ -76,6 +76,8 @@ SORTS = {
 }
 DEFAULT_SORT = "receivedAt-desc"
 # Kept by triggers (alembic 0003), not mapped on the Mailbox model.
+# Written into the SQL, not bound: a prepared statement's CASE ... THEN $n has no type.
+_ONE, _ZERO = literal_column("1", BigInteger()), literal_column("0", BigInteger())
 MESSAGE_COUNT = literal_column("mailboxes.message_count", BigInteger())
 UNSEEN_COUNT = literal_column("mailboxes.unseen_count", BigInteger())
 _SORT_COLUMNS: dict[str, Any] = {
@@ -453,7 +455,7 @@ def _page_select(shape: _Shape) -> Any:
         # A search reads every match anyway (to sort them): count them in the same pass.
         counts = [
             func.count().over().label("total"),
-            func.sum(case((Entry.seen.is_(False), 1), else_=0)).over().label("unseen"),
+            func.sum(case((Entry.seen.is_(False), _ONE), else_=_ZERO)).over().label("unseen"),
         ]
     source: Any = Entry.__table__
     if shape.needs_body:
@@ -479,7 +481,7 @@ def _page_select(shape: _Shape) -> Any:
 
 
 def _count_select(shape: _Shape) -> Any:
-    q = select(func.count(Entry.id), func.coalesce(func.sum(case((Entry.seen.is_(False), 1), else_=0)), 0))
+    q = select(func.count(Entry.id), func.coalesce(func.sum(case((Entry.seen.is_(False), _ONE), else_=_ZERO)), 0))
     source: Any = Entry.__table__
     if shape.needs_body:
         source = source.join(MessageBody.__table__, MessageBody.id == Entry.body_id)
@@ -534,7 +536,7 @@ def list_page(
     postgres = get_engine().dialect.name == "postgresql"
     shape, params = _shape_and_params(user_id, filters, sort, postgres)
     params["limit"], params["offset"] = limit, offset
-    found = rawread.rows(_cached(_pages, shape, _page_select, prepared=shape.one_plan), params)
+    found = rawread.rows(_cached(_pages, shape, _page_select, prepared=shape.one_plan or shape.fts), params)
     rows = [_row(r) for r in found]
     if not found and shape.mailbox is not None:
         counters = _box_counts(user_id, filters)  # NotFound when there is no such mailbox

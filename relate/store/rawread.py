@@ -49,7 +49,7 @@ from sqlalchemy.engine import Compiled, Engine
 
 from relate.db import get_engine
 from relate.store.errors import TemporaryFailure
-from relate.store.session import pg_read, read
+from relate.store.session import pg_read, preparable, read
 
 log = logging.getLogger("relate.store.rawread")
 
@@ -119,7 +119,7 @@ def rows(statement: Statement, params: Mapping[str, Any]) -> Sequence[Sequence[A
     values = dict(compiled.construct_params(dict(params)) or {})  # adds the statement's own literals
     for attempt in (1, 2):
         try:
-            if statement.prepared:
+            if statement.prepared and preparable(values):
                 return _run_prepared(statement, compiled, values)
             return _run(compiled.string, values)
         except TemporaryFailure as exc:  # the connection was discarded: once more on another

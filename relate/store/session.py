@@ -269,7 +269,7 @@ class _PreparingCursor:
 _INT32 = 2**31
 
 
-def _preparable(params: Any) -> bool:
+def preparable(params: Any) -> bool:
     """Whether these values mean the same as parameters of a prepared statement as they do as
     literals: a number beyond 32 bits (or a float) could be a different type from the one
     PostgreSQL inferred from the first call (an out-of-range error where a literal matches
@@ -277,7 +277,7 @@ def _preparable(params: Any) -> bool:
     values = params.values() if isinstance(params, dict) else params
     for value in values:
         if isinstance(value, list | tuple):
-            if not _preparable(value):
+            if not preparable(value):
                 return False
         elif isinstance(value, float) or (isinstance(value, int) and not -_INT32 <= value < _INT32):
             return False
@@ -287,7 +287,7 @@ def _preparable(params: Any) -> bool:
 def execute_prepared(cursor: Any, info: dict[Any, Any], statements: Sequence[str], params: Any) -> None:
     """Run `statements` as one message (one implicit transaction in autocommit mode), each as a
     statement prepared on the cursor's connection, whose pool `info` is given."""
-    if not _preparable(params or ()):
+    if not preparable(params or ()):
         cursor.execute("; ".join(statements), params)
         return
     for attempt in (1, 2):

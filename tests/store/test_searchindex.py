@@ -219,14 +219,16 @@ def _statements(run: Any) -> list[tuple[str, Any]]:
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         seen.append((statement, parameters))
 
-    original = rawread._run
+    original, original_prepared = rawread._run, rawread._run_prepared
     engine = db.get_engine()
     event.listen(engine, "before_cursor_execute", record)
     rawread._run = lambda sql, values: (seen.append((sql, values)), original(sql, values))[1]  # type: ignore[assignment]
+    rawread._run_prepared = lambda statement, compiled, values: (  # type: ignore[assignment]
+        seen.append((compiled.string, values)), original_prepared(statement, compiled, values))[1]
     try:
         run()
     finally:
-        rawread._run = original  # type: ignore[assignment]
+        rawread._run, rawread._run_prepared = original, original_prepared  # type: ignore[assignment]
         event.remove(engine, "before_cursor_execute", record)
     return seen
 
