@@ -3,47 +3,21 @@ file and a fresh PostgreSQL database, with mail in a mailbox that lists the same
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, inspect
 
-from alembic import command
 from relate import db, store
-from relate.db import migrate
 from relate.store import accounts, listing, mailboxes, messages
-from tests.conftest import _admin_exec, _sqlalchemy_url, make_settings, require_postgres
+from tests.conftest import make_settings
 from tests.store.helpers import make_message
+from tests.store.migrations import run_step
 
 BEFORE = "0006_deferred_search_index"
 NEW = {"ix_entries_mailbox_date_id": ["mailbox_id", "internal_date", "id"],
        "ix_entries_user_date_id": ["user_id", "internal_date", "id"]}
 OLD = {"ix_entries_mailbox_internal_date": ["mailbox_id", "internal_date"],
        "ix_entries_user_internal_date": ["user_id", "internal_date"]}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own (the shared test databases stay at head)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        store.close_store()
-        return
-    dsn = require_postgres()
-    name = f"relate_migrate_{uuid.uuid4().hex[:10]}"
-    _admin_exec(dsn, f"CREATE DATABASE {name}")
-    yield _sqlalchemy_url(dsn, name)
-    store.close_store()
-    _admin_exec(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _run(engine: Engine, step: str, revision: str) -> None:
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, step)(cfg, revision)
 
 
 def _list_indexes(engine: Engine) -> dict[str, list[str]]:
@@ -65,9 +39,9 @@ def test_page_indexes_migrate_down_and_up(fresh_url: str, tmp_path: Path) -> Non
     expected = page()
     assert len(expected) == 3
     assert _list_indexes(engine) == NEW
-    _run(engine, "downgrade", BEFORE)
+    run_step(engine, "downgrade", BEFORE)
     assert _list_indexes(engine) == OLD
     assert page() == expected
-    _run(engine, "upgrade", "head")
+    run_step(engine, "upgrade", "head")
     assert _list_indexes(engine) == NEW
     assert page() == expected

@@ -4,39 +4,19 @@ table being rewritten, and every search finds the same messages at each step."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, inspect, text
 
-from alembic import command
 from relate import db, store
 from relate.db import migrate
 from relate.store import accounts, mailboxes, messages, searchindex
 from relate.store import search as store_search
-from tests.conftest import _admin_exec, _sqlalchemy_url, make_settings, require_postgres
+from tests.conftest import make_settings
 from tests.store.helpers import make_message
+from tests.store.migrations import run_step
 
 BEFORE = "0005_subscriptions"
-
-
-@pytest.fixture
-def fresh_pg(tmp_path: Path) -> Iterator[str]:
-    dsn = require_postgres()
-    name = f"relate_migrate_{uuid.uuid4().hex[:10]}"
-    _admin_exec(dsn, f"CREATE DATABASE {name}")
-    yield _sqlalchemy_url(dsn, name)
-    store.close_store()
-    _admin_exec(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _run(engine: Engine, step: str, revision: str) -> None:
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, step)(cfg, revision)
 
 
 def _indexes(conn: Connection) -> dict[str, str]:
@@ -62,7 +42,7 @@ def test_deferred_search_index_migrates_down_and_up(fresh_pg: str, tmp_path: Pat
     with engine.connect() as conn:
         trigrams = "ix_message_bodies_trgm_indexed" in _indexes(conn)
 
-    _run(engine, "downgrade", BEFORE)
+    run_step(engine, "downgrade", BEFORE)
     with engine.connect() as conn:
         assert "indexed" not in {c["name"] for c in inspect(conn).get_columns("message_bodies")}
         indexes = _indexes(conn)
@@ -76,7 +56,7 @@ def test_deferred_search_index_migrates_down_and_up(fresh_pg: str, tmp_path: Pat
     with engine.connect() as conn:
         filenode = conn.execute(text("SELECT pg_relation_filenode('message_bodies')")).scalar_one()
 
-    _run(engine, "upgrade", "head")
+    run_step(engine, "upgrade", "head")
     assert migrate.is_current(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pg_relation_filenode('message_bodies')")).scalar_one() == filenode

@@ -3,44 +3,19 @@ SQLite file and a fresh PostgreSQL database, with mail in the mailboxes."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, inspect, text
 
-from alembic import command
 from relate import db, store
 from relate.db import migrate
 from relate.store import accounts, mailboxes, messages
 from relate.store.types import SPECIAL_MAILBOXES
-from tests.conftest import _admin_exec, _sqlalchemy_url, make_settings, require_postgres
+from tests.conftest import make_settings
 from tests.store.helpers import make_message
+from tests.store.migrations import run_step
 
 BEFORE = "0004_body_trigram_index"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own (the shared test databases stay at head)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        store.close_store()
-        return
-    dsn = require_postgres()
-    name = f"relate_migrate_{uuid.uuid4().hex[:10]}"
-    _admin_exec(dsn, f"CREATE DATABASE {name}")
-    yield _sqlalchemy_url(dsn, name)
-    store.close_store()
-    _admin_exec(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _run(engine: Engine, step: str, revision: str) -> None:
-    cfg = migrate.alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, step)(cfg, revision)
 
 
 def _flags(conn: Connection, user_id: int) -> dict[str, bool]:
@@ -63,7 +38,7 @@ def test_subscriptions_migrate_down_and_up(fresh_url: str, tmp_path: Path) -> No
         messages.append(user.id, mailboxes.get_mailbox(user.id, box).id, make_message(box))
     engine = db.get_engine()
 
-    _run(engine, "downgrade", BEFORE)
+    run_step(engine, "downgrade", BEFORE)
     with engine.connect() as conn:
         assert not inspect(conn).has_table("subscriptions")
         flags = _flags(conn, user.id)
@@ -72,7 +47,7 @@ def test_subscriptions_migrate_down_and_up(fresh_url: str, tmp_path: Path) -> No
     assert flags == {name: name in subscribed for name in flags}
     assert set(flags) == {name for name, _ in SPECIAL_MAILBOXES} | {"Kept", "Kept/Inner", "Quiet"}
 
-    _run(engine, "upgrade", "head")
+    run_step(engine, "upgrade", "head")
     with engine.connect() as conn:
         assert "subscribed" not in {c["name"] for c in inspect(conn).get_columns("mailboxes")}
         assert _entries(conn) == 3
