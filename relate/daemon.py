@@ -42,12 +42,12 @@ def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, searc
     except (ConfigError, store.StoreError) as exc:
         print(f"relate-{protocol}: {exc}", file=sys.stderr)
         return 1
+    group.install_signal_handlers()  # before anything says the daemon is up
     for name in group.listener_names:
         log.info("%s listening on %s:%d", name, settings.bind_address, group.bound_port(name))
     metrics.start_flusher()
     if search_indexer:
         searchindex.start()
-    group.install_signal_handlers()
     group.serve_forever()
     searchindex.stop()
     metrics.stop_flusher()

@@ -143,13 +143,12 @@ def serve(settings: Settings) -> int:
         group.stop(0)
         raise ConfigError(f"Api__Port={settings.api_port}: cannot listen on {settings.bind_address}: {exc.strerror}") from None
 
+    stop = gevent.event.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before the summary says we are up
+        gevent.signal_handler(signum, stop.set)
     print(summary(settings, group, api.server_port, dev, missing), flush=True)
     metrics.start_flusher()
     searchindex.start()  # PostgreSQL only: bodies delivered here are indexed after their commit
-
-    stop = gevent.event.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stop.set)
     stop.wait()
     print("stopping...", file=sys.stderr, flush=True)
     api.stop(timeout=settings.shutdown_grace_seconds)
