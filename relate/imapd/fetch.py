@@ -118,11 +118,11 @@ def _default_parsed(body_id: int) -> ParsedMessage:
 
 
 def _default_parsed_many(body_ids: Sequence[int]) -> dict[int, ParsedMessage]:
-    from relate.store import messages
+    from relate.store import search
 
     shared = _shared_cache()
     if shared is None:
-        return messages.parsed_messages(body_ids)
+        return search.parsed_messages(body_ids)
     out: dict[int, ParsedMessage] = {}
     missing: list[int] = []
     for body_id in body_ids:
@@ -132,7 +132,7 @@ def _default_parsed_many(body_ids: Sequence[int]) -> dict[int, ParsedMessage]:
         else:
             missing.append(body_id)
     if missing:
-        for body_id, parsed in messages.parsed_messages(missing).items():
+        for body_id, parsed in search.parsed_messages(missing).items():
             shared.put(("p", body_id), parsed, _parsed_cost(parsed))
             out[body_id] = parsed
     return out

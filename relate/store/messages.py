@@ -593,23 +593,6 @@ def parsed_message(body_id: int) -> ParsedMessage:
         return ParsedMessage.from_json(meta)
 
 
-def parsed_messages(body_ids: Sequence[int]) -> dict[int, ParsedMessage]:
-    """The stored parse of many messages at once (what FETCH ENVELOPE/BODYSTRUCTURE reads):
-    one prepared statement per chunk on PostgreSQL."""
-    if not bare_cursors():
-        from relate.store import search
-
-        return search.parsed_messages(body_ids)
-    out: dict[int, ParsedMessage] = {}
-    with pg_read(prepare=True) as cursor:
-        for chunk in _chunks(sorted(set(body_ids))):
-            cursor.execute("SELECT id, meta::text FROM message_bodies WHERE id = ANY(%s)", (list(chunk),))
-            for body_id, meta in cursor.fetchall():
-                if meta is not None:
-                    out[int(body_id)] = ParsedMessage.from_json(json.loads(meta))
-    return out
-
-
 def changes_since(user_id: int, mailbox_id: int, modseq: int) -> tuple[list[EntryInfo], list[int]]:
     """Entries changed after `modseq` and UIDs expunged after it (RFC 7162 CHANGEDSINCE/VANISHED)."""
     found = mailbox_changes(user_id, mailbox_id, modseq)

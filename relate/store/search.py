@@ -32,6 +32,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
@@ -52,10 +53,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from relate.db import get_engine
 from relate.db.models import Entry, MessageBody
 from relate.message import ParsedMessage
 from relate.message.headers import scan_header
-from relate.store.session import read
+from relate.store.session import pg_read, read
 
 CHUNK = 1000  # bound for IN (...) lists
 # The indexed document (alembic 0001, partial since 0006): the planner uses the full-text index
@@ -258,8 +260,17 @@ def search_entries(
 
 
 def parsed_messages(body_ids: Sequence[int]) -> dict[int, ParsedMessage]:
-    """The stored parse of many messages at once (what FETCH ENVELOPE/BODYSTRUCTURE reads)."""
+    """The stored parse of many messages at once (what FETCH ENVELOPE/BODYSTRUCTURE reads):
+    on PostgreSQL one prepared statement per chunk on a bare cursor."""
     out: dict[int, ParsedMessage] = {}
+    if get_engine().dialect.name == "postgresql":
+        with pg_read(prepare=True) as cursor:
+            for chunk in _chunks(sorted(set(body_ids))):
+                cursor.execute("SELECT id, meta::text FROM message_bodies WHERE id = ANY(%s)", (list(chunk),))
+                for body_id, meta in cursor.fetchall():
+                    if meta is not None:
+                        out[int(body_id)] = ParsedMessage.from_json(json.loads(meta))
+        return out
     with read() as s:
         for chunk in _chunks(sorted(set(body_ids))):
             for body_id, meta in s.execute(select(MessageBody.id, MessageBody.meta).where(MessageBody.id.in_(chunk))):
