@@ -37,6 +37,7 @@ import http.client  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -228,6 +229,27 @@ def start_server(url: str, port: int, workers: int, rate_limit: int) -> subproce
     raise SystemExit("gunicorn did not become ready")
 
 
+def wait_for_workers(server_pid: int, port: int, workers: int) -> None:
+    """Until every worker accepts connections: /readyz answers as soon as one has started, and
+    a worker still importing the application when the clients connect gets none of them."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        probe = socket.create_connection(("127.0.0.1", port), timeout=2)
+        try:
+            for _ in range(50):
+                owner = connection_owners(port).get(probe.getsockname()[1])
+                if owner:
+                    seen.add(owner)
+                    break
+                time.sleep(0.01)
+        finally:
+            probe.close()
+        if len(seen) >= workers:
+            return
+    raise SystemExit(f"only {len(seen)} of {workers} gunicorn workers accept connections")
+
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 T = TypeVar("T")
 
@@ -368,11 +390,13 @@ def run(port: int, key: str, paths: list[str], clients: int, per_client: int, wa
     request's latency counts from when it was due, so a slow answer that delays the next
     request is charged to it too (no coordinated omission)."""
     latencies: list[float] = []
+    by_port: dict[int, list[float]] = {}
     headers = {"Authorization": f"Bearer {key}"}
 
     def client(n: int) -> None:
         rnd = random.Random(n)
         conn = Client(port, headers)
+        mine = by_port.setdefault(conn.sock.getsockname()[1], [])
         due = time.perf_counter() + (rnd.random() * interval if interval else 0.0)
         for i in range(warmup + per_client):
             path = rnd.choice(paths)
@@ -385,13 +409,45 @@ def run(port: int, key: str, paths: list[str], clients: int, per_client: int, wa
                 raise SystemExit(f"{path}: HTTP {status}: {body[:200]!r}")
             if i >= warmup:
                 latencies.append(elapsed)
+                mine.append(elapsed)
             if interval:
                 due += interval
         conn.close()
 
     started = time.perf_counter()
-    gevent.joinall([gevent.spawn(client, n) for n in range(clients)], raise_error=True)
-    return latencies, time.perf_counter() - started
+    greenlets = [gevent.spawn(client, n) for n in range(clients)]
+    owners: dict[int, int] = {}
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline and not (len(by_port) == clients and set(by_port) <= set(owners)):
+        gevent.sleep(0.2)
+        owners = connection_owners(port)
+    gevent.joinall(greenlets, raise_error=True)
+    wall = time.perf_counter() - started
+    per_worker: dict[int, list[float]] = {}
+    for client_port, found in by_port.items():
+        per_worker.setdefault(owners.get(client_port, 0), []).extend(found)
+    print("connections and p50 / p99 per worker: " + ", ".join(
+        f"{sum(1 for p in by_port if owners.get(p, 0) == pid)} ({_percentile(found, 0.5):.1f} / {_percentile(found, 0.99):.1f} ms)"
+        for pid, found in sorted(per_worker.items())))
+    return latencies, wall
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
+
+
+def connection_owners(port: int) -> dict[int, int]:
+    """Client port -> process id of the gunicorn worker that accepted the connection (ss -tnp)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    owners = {}
+    for line in out.splitlines():
+        fields = line.split()
+        found = re.search(r"pid=(\d+)", line)
+        if len(fields) >= 4 and found:
+            owners[int(fields[3].rsplit(":", 1)[1])] = int(found.group(1))
+    return owners
 
 
 def report(name: str, latencies: list[float], wall: float, target: float, cpu: dict[str, float], sent: int) -> bool:
@@ -471,6 +527,7 @@ def main() -> int:
         terms = search_terms(url)
         port = free_port()
         server = start_server(url, port, args.workers, args.rate_limit)
+        wait_for_workers(server.pid, port, args.workers)
         meter = CpuMeter(server.pid, url)
         pages = [f"/api/emails?mailbox=INBOX&pageSize=50&page={p}" for p in range(1, 11)]
         searches = [f"/api/emails/search?q={t}&pageSize=50" for t in terms]

@@ -10,8 +10,9 @@ and a pool smaller than the statements in flight closes connections only to open
 (a PostgreSQL backend start each) a moment later.
 
 Every worker accepts one connection at a time (gevent's servers take up to 100 per wake-up
-by default): otherwise the first worker to wake takes a whole burst of new keep-alive
-connections and serves them alone while the other workers idle.
+by default), and leaves a new connection to the other workers while it holds more than the
+least loaded of them (webapp.balance): otherwise the first worker to wake takes a whole burst
+of new keep-alive connections and serves them alone while the other workers idle.
 """
 
 from gevent import monkey
@@ -26,7 +27,7 @@ from relate import metrics, store  # noqa: E402
 from relate.config import ConfigError, load_settings  # noqa: E402
 from relate.protocol.log import setup_logging  # noqa: E402
 from relate.store import searchindex  # noqa: E402
-from webapp import create_app  # noqa: E402
+from webapp import balance, create_app  # noqa: E402
 
 ACCEPT_PER_WAKEUP = 1
 POOL_SIZE = 20
@@ -41,5 +42,6 @@ except (ConfigError, store.StoreError) as exc:
     raise SystemExit(1) from None
 
 BaseServer.max_accept = ACCEPT_PER_WAKEUP
+balance.install()
 metrics.start_flusher()
 searchindex.start()  # messages sent through the API are indexed after their commit
