@@ -384,8 +384,23 @@ def _label(postgres: bool) -> Any:
     return text("EXISTS (SELECT 1 FROM json_each(entries.keywords) AS k WHERE lower(k.value) = :label_kw)")
 
 
-def _conditions(shape: _Shape) -> list[Any]:
-    """The WHERE of a page of this shape, with named parameters (see _shape_and_params)."""
+def _text_hits(shape: _Shape) -> Any:
+    """The bodies a full-text search matches, as a CTE of their ids (each id once).
+
+    The matching bodies come first, through the index, whatever the planner thinks of the
+    rest: evaluating the document expression row by row (walking entries in date order)
+    takes seconds on a large mailbox. Bodies still waiting for the search indexer are
+    matched on the fly, in an arm of their own (search.indexed_arms); the arms are disjoint."""
+    likes = [_like(f"like_{i}") for i in range(shape.likes)]
+    fts = and_(text(f"{FTS_DOCUMENT} @@ CAST(:fts_query AS tsquery)"), *likes)
+    arms = indexed_arms(select(MessageBody.id), fts, bindparam("user_id"), shape.postgres)
+    return union_all(*arms).cte("text_hits").prefix_with("MATERIALIZED")
+
+
+def _conditions(shape: _Shape, *, hits_joined: bool = False) -> list[Any]:
+    """The WHERE of a page of this shape, with named parameters (see _shape_and_params).
+    With `hits_joined`, a search's matching bodies are joined by the caller (_text_hits)
+    rather than asked for here."""
     conditions: list[Any] = [Entry.user_id == bindparam("user_id")]
     if shape.mailbox == "id":
         conditions.append(Entry.mailbox_id == bindparam("mailbox_id"))
@@ -405,19 +420,11 @@ def _conditions(shape: _Shape) -> list[Any]:
         conditions.append(_label(shape.postgres))
     if shape.from_address:
         conditions.append(MessageBody.from_address == bindparam("from_address"))
-    likes = [_like(f"like_{i}") for i in range(shape.likes)]
     if shape.fts:
-        # The matching bodies first, through the index, whatever the planner thinks of the
-        # rest: evaluating the document expression row by row (walking entries in date
-        # order) takes seconds on a large mailbox.
-        # Bodies still waiting for the search indexer are matched on the fly, in an arm of
-        # their own (search.indexed_arms).
-        fts = and_(text(f"{FTS_DOCUMENT} @@ CAST(:fts_query AS tsquery)"), *likes)
-        arms = indexed_arms(select(MessageBody.id), fts, bindparam("user_id"), shape.postgres)
-        hits = union_all(*arms).cte("text_hits").prefix_with("MATERIALIZED")
-        conditions.append(Entry.body_id.in_(select(hits.c.id)))
+        if not hits_joined:
+            conditions.append(Entry.body_id.in_(select(_text_hits(shape).c.id)))
     else:
-        conditions.extend(likes)
+        conditions.extend(_like(f"like_{i}") for i in range(shape.likes))
     return conditions
 
 
@@ -436,8 +443,8 @@ def _page_select(shape: _Shape) -> Any:
     and a search's other matches, never are."""
     limit: Any = bindparam("limit")
     offset: Any = bindparam("offset")
-    conditions = _conditions(shape)
     if shape.needs_body and not shape.text:
+        conditions = _conditions(shape)
         return (
             _rows_query()
             .add_columns(MESSAGE_COUNT, UNSEEN_COUNT)
@@ -458,12 +465,17 @@ def _page_select(shape: _Shape) -> Any:
             func.sum(case((Entry.seen.is_(False), _ONE), else_=_ZERO)).over().label("unseen"),
         ]
     source: Any = Entry.__table__
+    if shape.fts:
+        # Joined, not `IN (SELECT ...)`: the ids are distinct already, and PostgreSQL would
+        # otherwise hash them once more before looking up their entries.
+        hits = _text_hits(shape)
+        source = hits.join(source, Entry.body_id == hits.c.id)
     if shape.needs_body:
         source = source.join(MessageBody.__table__, MessageBody.id == Entry.body_id)
     page = (
         select(Entry.id.label("entry_id"), *keys, *counts)
         .select_from(source)
-        .where(and_(*conditions))
+        .where(and_(*_conditions(shape, hits_joined=True)))
         .order_by(*_order(shape))
         .limit(limit)
         .offset(offset)
