@@ -78,11 +78,16 @@ class Table:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def claim(self, pid: int) -> int:
-        """Take a free slot (empty, or its worker gone) for `pid`; its index."""
+        """Take a free slot for `pid`; its index. Slots of workers that are gone are emptied
+        on the way (a worker killed outright never gave its slot back)."""
         with self._locked():
             for i in range(SLOTS):
                 owner = self._slots[2 * i]
-                if owner == pid or owner == 0 or not _alive(owner):
+                if owner and owner != pid and not _alive(owner):
+                    self._slots[2 * i + 1] = 0
+                    self._slots[2 * i] = 0
+            for i in range(SLOTS):
+                if self._slots[2 * i] in (0, pid):
                     self._slots[2 * i + 1] = 0
                     self._slots[2 * i] = pid
                     self.slot = i

@@ -52,9 +52,14 @@ def test_a_dead_workers_slot_is_taken_again(tmp_path: Path) -> None:
     first = balance.Table(path)
     slot = first.claim(gone.pid)  # a worker that has died since
     first.publish(40)
+    also_gone = balance.Table(path)
+    also_gone.slot = slot + 1
+    also_gone._slots[2 * (slot + 1)] = gone.pid  # a second dead worker, in the next slot
+    also_gone.publish(9)
     second = balance.Table(path)
     assert second.claim(os.getpid()) == slot
-    assert second.least_of_others() is None
+    assert second.least_of_others() is None  # both dead workers' counts are gone
+    also_gone.close()
     first.close()
     second.close()
 
