@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gevent.socket import wait_read, wait_write
+from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
@@ -31,20 +33,19 @@ _engine: Engine | None = None
 _engine_url: str | None = None
 _lock = threading.Lock()
 PING_AFTER_IDLE = 2.0  # seconds a pooled connection may rest before it is pinged on checkout
+RESTED_AT = "relate_rested_at"  # record info: time.monotonic() since when the connection rests
 
 
 def gevent_wait_callback(conn: Any, timeout: float | None = None) -> None:
-    """psycopg2 wait callback: poll the connection, yielding to the gevent hub while it waits."""
-    import psycopg2.extensions as ext
-    from gevent.socket import wait_read, wait_write
-
+    """psycopg2 wait callback: poll the connection, yielding to the gevent hub while it waits.
+    Runs around every statement, so what it uses is imported once, at module level."""
     while True:
         state = conn.poll()
-        if state == ext.POLL_OK:
+        if state == POLL_OK:
             return
-        if state == ext.POLL_READ:
+        if state == POLL_READ:
             wait_read(conn.fileno(), timeout=timeout)
-        elif state == ext.POLL_WRITE:
+        elif state == POLL_WRITE:
             wait_write(conn.fileno(), timeout=timeout)
         else:  # pragma: no cover - psycopg2 never returns anything else
             raise conn.OperationalError(f"bad poll state {state!r}")
@@ -79,11 +80,11 @@ def _install_idle_ping(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _checked_in(_dbapi_conn: Any, record: Any) -> None:
         if record is not None:
-            record.info["relate_rested_at"] = time.monotonic()
+            record.info[RESTED_AT] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        rested = record.info.get("relate_rested_at")
+        rested = record.info.get(RESTED_AT)
         if rested is None or time.monotonic() - rested < PING_AFTER_IDLE:
             return  # brand new, or in steady use
         try:

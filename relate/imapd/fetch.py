@@ -13,10 +13,15 @@ Invariants:
   flags in; rendering never touches the store except to load a message.
 - An unknown Content-Transfer-Encoding under BINARY raises sections.UnknownCte before any
   chunk of that response is returned.
+- A parsed message never changes once loaded (the caches share one object between FETCHes
+  and sessions), so its ENVELOPE and BODYSTRUCTURE text is rendered once per form (BODY or
+  BODYSTRUCTURE, UTF-8 or not) and kept as long as the parsed message itself.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -271,6 +276,40 @@ def format_flag_list(flags: Iterable[str]) -> bytes:
     return ("(" + " ".join(system + keywords) + ")").encode("utf-8")
 
 
+# id(parsed message) -> (a weak reference to it, its rendered forms by (item, extensible, utf8)).
+# An entry goes when its parsed message does (the reference's callback), before the id can be
+# given to another object.
+_rendered: dict[int, tuple[weakref.ref[ParsedMessage], dict[tuple[str, bool, bool], bytes]]] = {}
+
+
+def _render_once(parsed: ParsedMessage, item: str, extensible: bool, utf8: bool) -> bytes:
+    """ENVELOPE ("e") or BODY/BODYSTRUCTURE ("b") text of `parsed`, rendered on first use."""
+    key = id(parsed)
+    found = _rendered.get(key)
+    if found is None or found[0]() is not parsed:
+
+        def gone(_: weakref.ref[ParsedMessage]) -> None:
+            _rendered.pop(key, None)
+
+        found = (weakref.ref(parsed, gone), {})
+        _rendered[key] = found
+    forms = found[1]
+    value = forms.get((item, extensible, utf8))
+    if value is None:
+        if item == "e":
+            value = bodystructure.envelope(parsed.envelope, utf8=utf8)
+        else:
+            value = bodystructure.body_structure(parsed.body, extensible=extensible, utf8=utf8)
+        forms[(item, extensible, utf8)] = value
+    return value
+
+
+@functools.lru_cache(maxsize=512)
+def _item_prefix(att: FetchAttribute) -> bytes:
+    """`NAME ` as the response names the item (the items are immutable, and few per client)."""
+    return att.response_name.encode("ascii") + b" "
+
+
 class _Response:
     """Collects one response: small pieces join into text chunks, literal data stays apart."""
 
@@ -352,7 +391,7 @@ def render_fetch(
         if not first:
             out.add(b" ")
         first = False
-        out.add(att.response_name.encode("ascii") + b" ")
+        out.add(_item_prefix(att))
         if isinstance(att, fetchatt.Flags):
             out.add(format_flag_list(entry.flags if flags is None else flags))
         elif isinstance(att, fetchatt.Uid):
@@ -364,9 +403,9 @@ def render_fetch(
         elif isinstance(att, fetchatt.ModSeq):
             out.add(b"(%d)" % (entry.modseq if modseq is None else modseq))
         elif isinstance(att, fetchatt.Envelope):
-            out.add(bodystructure.envelope(msg.parsed.envelope, utf8=utf8))
+            out.add(_render_once(msg.parsed, "e", False, utf8))
         elif isinstance(att, fetchatt.BodyStructure):
-            out.add(bodystructure.body_structure(msg.parsed.body, extensible=att.extensible, utf8=utf8))
+            out.add(_render_once(msg.parsed, "b", att.extensible, utf8))
         elif isinstance(att, fetchatt.Rfc822):
             out.literal(msg.raw)
         elif isinstance(att, fetchatt.Rfc822Header):

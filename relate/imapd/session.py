@@ -5,8 +5,14 @@ Invariants:
   go out in that order. Every handler is in HANDLERS with the states it is valid in; the
   state is checked here once, so handlers never check it.
 - Handlers raise No / Bad / Bye (relate.imapd.responses) and store errors; `_run_command`
-  is the one place that turns them into tagged replies. Untagged responses are buffered
-  with `send` and flushed after each tagged reply (and before every continuation request).
+  is the one place that turns them into tagged replies.
+- Responses (untagged and tagged) are buffered with `send` and written in one piece before
+  the session could wait for the client: before reading a line that has not fully arrived
+  yet, before every continuation request and before a literal is read. Commands the client
+  pipelined therefore get their replies in one write per batch, never later than the
+  moment the session would otherwise sit waiting for input. A tagged reply is queued only
+  after the command's changes are committed, so buffering delays an acknowledgement but
+  never sends one early.
 - After every command in the selected state, changes made elsewhere are reported
   (`_report_changes`), except that EXPUNGE is held back after FETCH, STORE and SEARCH
   (RFC 9051 §7.5.1). IDLE reports them as they happen (relate.imapd.idle).
@@ -19,6 +25,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from typing import IO, Any
@@ -167,6 +174,7 @@ class Session:
                 self._serve_one()
                 if self.closing:
                     raise Bye(self.closing)
+            self.flush()
         except Bye as exc:
             self._say_bye(exc.text)
         except ServerShutdown:
@@ -204,6 +212,9 @@ class Session:
                 sink.close()
 
     def _read_line(self) -> bytes:
+        """The next line; what is queued goes out first unless the line is here already."""
+        if self._out and not self.conn.has_complete_line():
+            self.flush()  # about to wait: the client must have every reply first
         return self.conn.read_line(MAX_LINE, self.timeout)
 
     def _read_command(self) -> tuple[Parsed, list[IO[bytes]]] | None:
@@ -223,7 +234,8 @@ class Session:
                     return None
                 if isinstance(result, Parsed):
                     self._garbage = 0
-                    self.log.debug("C: %s", redact(buf.split(b"\n", 1)[0]))
+                    if self.log.isEnabledFor(logging.DEBUG):
+                        self.log.debug("C: %s", redact(buf.split(b"\n", 1)[0]))
                     return result, sinks
                 if not self._receive_literal(result, sinks):
                     for sink in sinks:
@@ -252,7 +264,7 @@ class Session:
             raise Bye("literal too big")
         if need.synchronizing:
             self.send(b"+ Ready for literal data\r\n")
-            self.flush()
+        self.flush()  # a literal may take a while to arrive: replies go out before it is read
         if need.is_append_message:
             sink = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed by _serve_one)
             sinks.append(sink)
@@ -281,9 +293,7 @@ class Session:
         handler, states = HANDLERS[type(command)]
         self.tag = tag
         if self.state not in states:
-            reply = tagged(tag, "BAD", f"{command.verb} is not valid in the {self.state.value} state")
-            self.send(reply)
-            self.flush()
+            self.send(tagged(tag, "BAD", f"{command.verb} is not valid in the {self.state.value} state"))
             return
         try:
             done = handler(self, command) or Done()
@@ -309,8 +319,7 @@ class Session:
             self._report_changes(command)
         if done is not None and done.modseq and self.selected is not None and self.enabled.qresync:
             code = f"HIGHESTMODSEQ {self.selected.modseq}"
-        self.send(tagged(tag, status, text, code))
-        self.flush()
+        self.send(tagged(tag, status, text, code))  # written before the next read that would wait
 
     def _report_changes(self, command: c.Command) -> None:
         """Tell the client what other sessions changed, where RFC 9051 §7.5.1 allows it."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -186,8 +187,14 @@ def _pg_flag_bits(prefix: str = "") -> str:
 
 
 def _bits_flags(bits: int, keywords: Iterable[str] | None) -> frozenset[str]:
-    return row_flags([bool(int(bits) >> i & 1) for i in range(len(_COLUMN_FLAGS))],
-                     [str(k) for k in keywords or ()])
+    return _flag_set(int(bits), tuple(str(k) for k in keywords or ()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _flag_set(bits: int, keywords: tuple[str, ...]) -> frozenset[str]:
+    """The flags of a change's flag bits and keywords; every session on the mailbox applies the
+    same change, and most entries carry one of a few flag sets, so each is built once."""
+    return row_flags([bool(bits >> i & 1) for i in range(len(_COLUMN_FLAGS))], keywords)
 
 
 def event_flags(change: ev.Change) -> list[tuple[int, frozenset[str]]]:

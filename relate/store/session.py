@@ -16,7 +16,10 @@ Invariants:
   same pool, for the hottest IMAP paths on PostgreSQL (a SQLAlchemy Session costs several
   times the CPU of the statement it runs). Same guarantees: commit before return, NOTIFY
   inside the transaction (the statement itself calls pg_notify), the same errors
-  (`RetryableConflict`, `TemporaryFailure`).
+  (`RetryableConflict`, `TemporaryFailure`). Their connections come from a few kept checked
+  out in autocommit mode (relate.store.hotconn), so a statement costs no pool checkout and
+  checkin; only a connection whose use succeeded is kept, and a connection failure discards
+  the kept ones.
 - `pg_write()` sends a whole write as one message (no BEGIN, no COMMIT): PostgreSQL runs the
   statements of one simple-query message as one implicit transaction, each statement with a
   snapshot of its own (READ COMMITTED), commits at the end of the message, and only then
@@ -46,6 +49,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from relate.db import get_engine
+from relate.store import hotconn
 from relate.store.errors import RetryableConflict, TemporaryFailure
 from relate.store.events import CHANNEL, Change, bus
 
@@ -159,25 +163,27 @@ def pg_read(*, prepare: bool = False) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _pg_cursor() -> Iterator[tuple[Any, dict[Any, Any]]]:
-    """pg_read()'s cursor and its pooled connection's `info` (kept for the connection's life)."""
+    """pg_read()'s cursor and its pooled connection's `info` (kept for the connection's life).
+    The connection comes from, and after success goes back to, the engine's kept connections
+    (relate.store.hotconn)."""
+    kept = hotconn.of(get_engine())
     try:
-        fairy = get_engine().raw_connection()
+        fairy = kept.borrow()
     except DBAPIError as exc:
         raise TemporaryFailure("database temporarily unavailable") from exc
-    conn: Any = fairy.driver_connection
     try:
-        conn.autocommit = True
-        cursor = conn.cursor()
+        cursor = fairy.driver_connection.cursor()
         try:
             yield cursor, fairy.info
         finally:
             cursor.close()
-            conn.autocommit = False
     except BaseException as exc:
-        _pg_failed(fairy, exc)
+        try:
+            _pg_failed(fairy, exc, kept)
+        finally:
+            kept.after_failure(fairy)
         raise
-    finally:
-        fairy.close()
+    kept.give_back(fairy)
 
 
 def pg_write(sql: str | Sequence[str], params: Any = None) -> list[Any]:
@@ -342,8 +348,9 @@ def _prepare(cursor: Any, info: dict[Any, Any], statements: Sequence[str]) -> st
     return "; ".join(out)
 
 
-def _pg_failed(fairy: Any, exc: BaseException) -> None:
-    """Roll back after a failure; discard a broken connection; raise the store's error for it."""
+def _pg_failed(fairy: Any, exc: BaseException, kept: hotconn.HotConnections) -> None:
+    """Roll back after a failure (the connection then goes back to the pool, not to the kept
+    ones); discard a broken connection, and the kept ones with it; raise the store's error."""
     import psycopg2
 
     conn: Any = fairy.driver_connection
@@ -358,7 +365,9 @@ def _pg_failed(fairy: Any, exc: BaseException) -> None:
     if getattr(exc, "pgcode", None) in RETRYABLE_PGCODES:
         raise RetryableConflict("concurrent update; retry") from exc
     if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-        fairy.invalidate()
+        if fairy.is_valid:
+            fairy.invalidate()
+        kept.connection_failed()
         log.warning("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
         raise TemporaryFailure("database temporarily unavailable") from exc
 

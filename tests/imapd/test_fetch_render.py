@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import weakref
 
 import pytest
 
@@ -201,3 +203,39 @@ def test_large_literals_are_chunks_of_their_own() -> None:
 def test_small_literals_stay_in_one_chunk() -> None:
     chunks = render_fetch(entry(1, len(SIMPLE)), 2, items("BODY.PEEK[TEXT]"), cache_with(SIMPLE))
     assert chunks == [b"* 2 FETCH (BODY[TEXT] {19}\r\nHi Bob.\r\nSee you.\r\n)\r\n"]
+
+
+def test_envelope_and_bodystructure_are_rendered_once_per_parsed_message_and_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relate.imapd import bodystructure
+    from relate.imapd import fetch as fetch_module
+
+    calls: list[str] = []
+    envelope, structure = bodystructure.envelope, bodystructure.body_structure
+
+    def counted_envelope(*args: object, **kwargs: object) -> bytes:
+        calls.append("envelope")
+        return envelope(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_structure(*args: object, **kwargs: object) -> bytes:
+        calls.append("structure")
+        return structure(*args, **kwargs)  # type: ignore[arg-type]
+
+    expected = {utf8: fetch("simple", "(ENVELOPE BODY BODYSTRUCTURE)", utf8=utf8) for utf8 in (False, True)}
+    monkeypatch.setattr(bodystructure, "envelope", counted_envelope)
+    monkeypatch.setattr(bodystructure, "body_structure", counted_structure)
+    cache = cache_with(SIMPLE)
+    attributes = items("(ENVELOPE BODY BODYSTRUCTURE)")
+    for _ in range(3):
+        for utf8 in (False, True):
+            out = b"".join(render_fetch(entry_for("simple"), 1, attributes, cache, utf8=utf8))
+            assert out == expected[utf8]
+    assert sorted(calls) == ["envelope"] * 2 + ["structure"] * 4  # per form: BODY / BODYSTRUCTURE, UTF-8 or not
+    parsed = cache.parsed(entry_for("simple").body_id)
+    key, alive = id(parsed), weakref.ref(parsed)
+    assert key in fetch_module._rendered
+    del parsed
+    cache._lru.items.clear()  # the parsed message goes, and what was rendered from it with it
+    gc.collect()
+    assert alive() is None and key not in fetch_module._rendered

@@ -24,6 +24,11 @@ def _pooled_autocommit_flags() -> list[bool]:
 
 
 def _none_autocommit() -> bool:
+    """No connection resting in the pool is in autocommit mode. The bare cursors keep the
+    connections they use checked out (relate.store.hotconn), so a transaction first makes
+    sure at least one rests there."""
+    with transaction() as t:
+        t.s.execute(text("SELECT 1"))
     flags = _pooled_autocommit_flags()
     return bool(flags) and not any(flags)
 
