@@ -110,9 +110,9 @@ def test_every_prefix_of_every_command() -> None:
     ],
 )
 def test_pathological_input_is_fast(body: bytes) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     check(b"A1 " + body + b"\r\n")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_a_parser_bug_becomes_bad_and_logs_no_command_data(

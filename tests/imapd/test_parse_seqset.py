@@ -87,9 +87,9 @@ def test_format_seqset(numbers: list[int], text: str) -> None:
 
 def test_huge_sequence_set_at_the_limit_parses_quickly() -> None:
     text = ",".join(str(n) for n in range(1, 2 * MAX_SEQSET_RANGES, 2))
-    started = time.perf_counter()
+    started = time.process_time()
     result = parse_command(b"A1 UID FETCH " + text.encode() + b" FLAGS\r\n", 1000)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert isinstance(result, Parsed) and isinstance(result.command, Fetch)
     assert len(result.command.seqset.ranges) == MAX_SEQSET_RANGES
 

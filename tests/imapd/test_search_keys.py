@@ -170,9 +170,9 @@ def test_a_large_view_is_fast() -> None:
         (i, EntryInfo(i, 1, i, i, i, i % 5000, base + dt.timedelta(minutes=i), work if i % 3 == 0 else seen))
         for i in range(1, 100_001)
     ]
-    started = time.perf_counter()
+    started = time.process_time()
     found = run("OR (UNSEEN KEYWORD $work LARGER 4000) (SINCE 2-Feb-2026 UID 99990:*) NOT DELETED", view=view)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     since = 32 * 24 * 60  # minutes from 1 Jan to 2 Feb
     assert found == [i for i in range(1, 100_001) if (i % 3 == 0 and i % 5000 > 4000) or (i >= since and i >= 99990)]
     assert elapsed < 1.5, f"SEARCH over 100,000 messages took {elapsed:.2f} s"

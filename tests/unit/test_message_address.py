@@ -118,9 +118,9 @@ def test_addresses(text: str, envelope: list[list[str | None]] | None, pairs: li
     ids=["angles", "comments", "quotes", "ats", "colons", "commas", "specials"],
 )
 def test_hostile_address_lists_are_linear(text: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     entries = parse_addresses(text)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
     assert len(entries) <= 1002
 
 

@@ -212,9 +212,9 @@ def check(raw: bytes, parsed: ParsedMessage) -> None:
 @pytest.mark.parametrize("name", list(NASTY))
 def test_nasty_message(name: str) -> None:
     raw = NASTY[name]()
-    started = time.perf_counter()
+    started = time.process_time()
     parsed = parse_unguarded(raw)  # without the safety net: a raise here is a bug
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 1, f"{name} took {elapsed:.2f}s"
     check(raw, parsed)
 

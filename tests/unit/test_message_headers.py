@@ -122,9 +122,9 @@ def test_decode_words(text: str, decoded: str) -> None:
 
 def test_thousands_of_encoded_words_are_fast() -> None:
     text = " ".join(["=?utf-8?b?w6k=?="] * 20_000)
-    started = time.perf_counter()
+    started = time.process_time()
     assert decode_words(text) == "é" * 20_000
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
 
 
 # -- Content-Type and Content-Disposition ---------------------------------------------------
@@ -310,6 +310,6 @@ def test_qpdecode(data: bytes, decoded: bytes) -> None:
     ids=["open-quotes", "continuations", "open-comments", "backslashes", "escaped-quotes", "equals"],
 )
 def test_hostile_parameters_are_linear(value: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     parse_content_type(value)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1

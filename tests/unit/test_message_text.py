@@ -142,9 +142,9 @@ def test_html_to_text(source: str, text: str) -> None:
     ids=["open-styles", "unclosed-styles", "unclosed-tags", "comments", "less-thans", "tags-and-entities"],
 )
 def test_hostile_html_is_linear(source: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     html_to_text(source)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
 
 
 # -- part bodies -----------------------------------------------------------------------------
