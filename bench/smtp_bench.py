@@ -18,9 +18,15 @@ What it does, all on 127.0.0.1, and then stops by itself:
    last 250 that was, and the CPU per message of the daemon and PostgreSQL both during the
    load and until then.
 4. Opens --idle connections (EHLO done) and reads the daemon's resident memory.
-5. Runs Postfix's smtp-source against Relate's MX port (smtp-source cannot authenticate).
+5. Runs Postfix's smtp-source against Relate's MX port (smtp-source cannot authenticate), all
+   messages to one recipient, twice: first as smtp-source does by default, one session per
+   message (connect, EHLO, MAIL, RCPT, DATA, QUIT, for every message), then with
+   `smtp-source -d`: --clients sessions, each sending its share of the messages over one
+   connection, which is the load's shape. Both send --clients x --messages messages, --clients
+   at a time. It counts the connections the server accepted during each run (from the
+   daemon's log, and from Postfix's maillog) and checks that every message is in the INBOX.
 6. Starts a private Postfix (its own config and queue in the work directory, a free port,
-   every transport `discard:`), runs the same load against it, then smtp-source.
+   every transport `discard:`), runs the same load against it, then smtp-source both ways.
 7. Prints one table: messages per second, p50/p99 time to 250, the CPU seconds of the
    server processes (and of PostgreSQL, for Relate). Postfix and smtp-source come from
    Debian's `postfix` package; nothing listens beyond loopback, and everything it started
@@ -36,6 +42,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import base64  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
@@ -59,6 +66,7 @@ SENDER = f"sender@{DOMAIN}"  # smtp-source's sender; the load's senders are send
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 INDEX_POLL = 0.05  # seconds between looks at the search indexer's backlog
+NAME_WIDTH = 48  # the table's first column
 
 
 def free_port() -> int:
@@ -276,11 +284,18 @@ def run_load(port: int, clients: int, count: int, size: int, recipients: list[st
     return result
 
 
-def smtp_source(port: int, clients: int, total: int, size: int, recipient: str) -> tuple[float, str]:
-    """Postfix's smtp-source as the client: (seconds, error text)."""
+# smtp-source's two ways of sending: (its -d flag, the label of its rows). Without -d it opens
+# a session per message; with -d each of its -s sessions sends message after message.
+SMTP_SOURCE_MODES = ((False, "smtp-source, session per message"), (True, "smtp-source -d, long sessions"))
+
+
+def smtp_source(port: int, clients: int, total: int, size: int, recipient: str, *,
+                reuse: bool) -> tuple[float, str]:
+    """Postfix's smtp-source as the client, `clients` sessions at a time, `total` messages;
+    `reuse`: -d, one connection per session. Returns (seconds, error text)."""
     tool = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-    cmd = [tool, "-s", str(clients), "-m", str(total), "-l", str(size), "-f", SENDER, "-t", recipient,
-           "-M", "bench-client.test", f"{HOST}:{port}"]
+    cmd = [tool, *(["-d"] if reuse else []), "-s", str(clients), "-m", str(total), "-l", str(size),
+           "-f", SENDER, "-t", recipient, "-M", "bench-client.test", f"{HOST}:{port}"]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return time.perf_counter() - started, (proc.stderr.strip() if proc.returncode else "")
@@ -319,6 +334,7 @@ class Relate:
     senders: int = 1
     keys: list[str] = field(default_factory=list)  # one smtp key per sender
     log_level: str = "INFO"
+    root: Path = ROOT  # the checkout whose daemon runs (--root: a before/after comparison)
 
     @property
     def url(self) -> str:
@@ -369,7 +385,8 @@ class Relate:
             "Logging__Level": self.log_level,
         }
         log = open(self.workdir / "relate-smtpd.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "relate.smtpd"], cwd=ROOT, env=env,
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen([sys.executable, "-m", "relate.smtpd"], cwd=self.root, env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, proc=self.proc)
         wait_for_port(self.mx_port, proc=self.proc)
@@ -407,6 +424,27 @@ class Relate:
         finally:
             conn.close()
         raise RuntimeError(f"bodies still waiting for the search indexer after {timeout:.0f} s")
+
+    def connections(self) -> int | None:
+        """Connections the daemon accepted on its MX port so far (its "connected to" log lines);
+        None when its log level hides them."""
+        if self.log_level.upper() not in ("DEBUG", "INFO"):
+            return None
+        log = self.workdir / "relate-smtpd.log"
+        return log.read_text(errors="replace").count("connected to smtp-mx ")
+
+    def inbox_count(self, address: str) -> int:
+        """Messages in the INBOX of the user with this address."""
+        conn = psycopg2.connect(self.url)
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT count(*) FROM entries e JOIN mailboxes m ON m.id = e.mailbox_id "
+            "JOIN addresses a ON a.user_id = m.user_id WHERE a.address = %s AND m.name = 'INBOX'",
+            (address,),
+        )
+        count = int(cur.fetchone()[0])
+        conn.close()
+        return count
 
     def stored_message_ids(self) -> tuple[dict[str, int], int]:
         """Message-ID -> how many INBOX copies hold it; and the number of Sent copies."""
@@ -517,6 +555,11 @@ class Postfix:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             print(f"postfix stop failed: {exc}", file=sys.stderr)
 
+    def connections(self) -> int:
+        """Connections Postfix's smtpd accepted so far (its "connect from" log lines)."""
+        log = self.config / "maillog"
+        return len(re.findall(r": connect from ", log.read_text(errors="replace"))) if log.exists() else 0
+
     def discarded(self) -> int:
         log = self.config / "maillog"
         return log.read_text(errors="replace").count("status=sent (") if log.exists() else 0
@@ -538,7 +581,24 @@ def describe(name: str, result: LoadResult, cpu: float, db_cpu: float | None = N
     p50 = statistics.median(result.latencies) * 1000 if result.latencies else float("nan")
     p99 = percentile(result.latencies, 0.99) * 1000
     db = f"{db_cpu:>8.1f}" if db_cpu is not None else f"{'-':>8}"
-    return f"{name:<34} {sent:>7} {rate:>10.0f} {p50:>9.1f} {p99:>9.1f} {cpu:>12.1f} {db}"
+    return f"{name:<{NAME_WIDTH}} {sent:>7} {rate:>10.0f} {p50:>9.1f} {p99:>9.1f} {cpu:>12.1f} {db}"
+
+
+def source_row(name: str, total: int, seconds: float, cpu: float) -> str:
+    """A table row for an smtp-source run (smtp-source reports no per-message times)."""
+    return (f"{name:<{NAME_WIDTH}} {total:>7} {total / seconds:>10.0f} {'-':>9} {'-':>9} {cpu:>12.1f} "
+            f"{'-':>8}")
+
+
+def source_note(server: str, flag: bool, clients: int, total: int, connections: int | None, cpu: float) -> str:
+    expected = clients if flag else total
+    if connections is None:
+        counted = "connections not counted (log level above INFO)"
+    else:
+        verdict = "as expected" if connections == expected else f"EXPECTED {expected}"
+        counted = f"{connections} connections accepted for {total} messages ({verdict})"
+    return (f"smtp-source{' -d' if flag else ''} -> {server}: {counted}; server CPU {1000 * cpu / total:.2f} ms "
+            "per message")
 
 
 def main() -> int:
@@ -558,13 +618,17 @@ def main() -> int:
     parser.add_argument("--profile", metavar="PATH", help="record the Relate daemon with py-spy (collapsed stacks)")
     parser.add_argument("--log-level", default="INFO", help="the Relate daemon's Logging__Level")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (daemon log, Postfix files)")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="the Relate Mail checkout whose daemon runs (a before/after comparison; the database "
+                             "is set up by this checkout, so both must share its schema)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="relate-bench-"))
     workdir.chmod(0o755)  # Postfix's unprivileged processes must reach their directories
     cluster = None if args.admin_dsn else PrivateCluster(workdir)
     admin_dsn = args.admin_dsn or (cluster.dsn if cluster else "")
-    relate = Relate(admin_dsn, args.recipients, workdir, senders=args.senders, log_level=args.log_level)
+    relate = Relate(admin_dsn, args.recipients, workdir, senders=args.senders, log_level=args.log_level,
+                    root=args.root.resolve())
     rows: list[str] = []
     notes: list[str] = []
     ok = True
@@ -628,13 +692,25 @@ def main() -> int:
             for conn in conns:
                 conn.close()
         if shutil.which("smtp-source") or Path("/usr/sbin/smtp-source").exists():
-            cpu_before = cpu_seconds([pid])
-            seconds, error = smtp_source(relate.mx_port, args.clients, total, args.size, recipients[0])
-            cpu = cpu_seconds([pid]) - cpu_before
-            rows.append(f"{'Relate Mail MX, smtp-source':<34} {total:>7} {total / seconds:>10.0f} "
-                        f"{'-':>9} {'-':>9} {cpu:>12.1f} {'-':>8}")
-            if error:
-                notes.append(f"smtp-source -> Relate: {error}")
+            for flag, label in SMTP_SOURCE_MODES:
+                stored_before = relate.inbox_count(recipients[0])
+                connections_before = relate.connections()
+                cpu_before = cpu_seconds([pid])
+                seconds, error = smtp_source(relate.mx_port, args.clients, total, args.size, recipients[0],
+                                             reuse=flag)
+                cpu = cpu_seconds([pid]) - cpu_before
+                gevent.sleep(0.2)  # the last sessions' log lines
+                connections_after = relate.connections()
+                connections = (None if connections_before is None or connections_after is None
+                               else connections_after - connections_before)
+                stored = relate.inbox_count(recipients[0]) - stored_before
+                rows.append(source_row(f"Relate Mail MX, {label}", total, seconds, cpu))
+                notes.append(source_note("Relate", flag, args.clients, total, connections, cpu)
+                             + f"; {stored} stored in the INBOX")
+                if error or stored != total or connections not in (None, args.clients if flag else total):
+                    ok = False
+                if error:
+                    notes.append(f"smtp-source{' -d' if flag else ''} -> Relate: {error}")
     finally:
         relate.stop()
         relate.drop()
@@ -657,11 +733,18 @@ def main() -> int:
             notes.append(f"Postfix: load generator CPU {result.client_cpu:.1f} s")
             if result.errors:
                 notes.append(f"Postfix errors: {result.errors[:3]}")
-            seconds, error = smtp_source(postfix.port, args.clients, total, args.size, relate.addresses()[0])
-            rows.append(f"{'Postfix 3.7, smtp-source':<34} {total:>7} {total / seconds:>10.0f} "
-                        f"{'-':>9} {'-':>9} {'-':>12} {'-':>8}")
-            if error:
-                notes.append(f"smtp-source -> Postfix: {error}")
+            for flag, label in SMTP_SOURCE_MODES:
+                connections_before = postfix.connections()
+                cpu_before = cpu_seconds(descendants(postfix.master_pid))
+                seconds, error = smtp_source(postfix.port, args.clients, total, args.size, relate.addresses()[0],
+                                             reuse=flag)
+                gevent.sleep(1)  # postlogd's lines
+                cpu = cpu_seconds(descendants(postfix.master_pid)) - cpu_before
+                connections = postfix.connections() - connections_before
+                rows.append(source_row(f"Postfix 3.7, {label}", total, seconds, cpu))
+                notes.append(source_note("Postfix", flag, args.clients, total, connections, cpu))
+                if error:
+                    notes.append(f"smtp-source{' -d' if flag else ''} -> Postfix: {error}")
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             notes.append(f"Postfix run failed: {exc} (see {postfix.config}/maillog)")
             ok = False
@@ -671,7 +754,11 @@ def main() -> int:
     print(f"\n{args.clients} clients x {args.messages} messages of {args.size} octets, {args.senders} sender "
           f"account(s), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; "
           "client: this script (gevent) unless noted")
-    print(f"{'server':<34} {'250s':>7} {'msgs/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'server CPU s':>12} "
+    print(f"smtp-source rows: {total} messages to one recipient, {args.clients} sessions at a time; \"session per "
+          f"message\" is smtp-source's default (connect, EHLO, MAIL, RCPT, DATA, QUIT for every message), "
+          f"\"-d\" is smtp-source -d ({args.clients} connections, each sending messages until all {total} are "
+          "sent, the shape of the load above)")
+    print(f"{'server':<{NAME_WIDTH}} {'250s':>7} {'msgs/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'server CPU s':>12} "
           f"{'DB CPU s':>8}")
     for row in rows:
         print(row)

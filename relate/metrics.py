@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -48,11 +49,17 @@ def _clean(value: str, limit: int) -> str:
     return _BAD.sub("_", value.strip().lower()).strip("_")[:limit] or "unknown"
 
 
+@functools.lru_cache(maxsize=1024)
+def _key(protocol: str, name: str) -> tuple[str, str]:
+    """The cleaned counter key; remembered, since code counts the same few names over and over."""
+    return _clean(protocol, MAX_PROTOCOL), _clean(name, MAX_NAME)
+
+
 def incr(protocol: str, name: str, n: int = 1) -> None:
     """Count `n` occurrences of `name` for `protocol` (cheap: memory only)."""
     if n <= 0:
         return
-    key = (_clean(protocol, MAX_PROTOCOL), _clean(name, MAX_NAME))
+    key = _key(protocol, name)
     with _lock:
         _pending[key] = _pending.get(key, 0) + n
 

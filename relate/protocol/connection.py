@@ -123,14 +123,16 @@ class Connection:
         ssl_context: ssl.SSLContext | None = None,
         shutdown: gevent.event.Event | None = None,
         logger: logging.Logger | None = None,
+        local_port: int | None = None,
     ):
-        """Take ownership of `sock`. A plain stdlib socket is re-wrapped as a gevent socket."""
+        """Take ownership of `sock`. A plain stdlib socket is re-wrapped as a gevent socket.
+        `local_port`: the listener's port, when the caller knows it (else asked of the socket)."""
         if not isinstance(sock, gevent.socket.socket):
             sock = gevent.socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
         self.sock = sock
         self.conn_id = new_conn_id()
         self.peer = _peer_of(sock, peer)
-        self.local_port = _local_port(sock)
+        self.local_port = _local_port(sock) if local_port is None else local_port
         self.listener_name = listener_name
         self.tls = False
         self.ssl_context = ssl_context
@@ -267,12 +269,24 @@ class Connection:
         with self._write_lock:
             try:
                 for start in range(0, len(view), STREAM_CHUNK):
-                    self.sock.settimeout(timeout)
-                    self.sock.sendall(view[start : start + STREAM_CHUNK])
+                    self._send_chunk(view[start : start + STREAM_CHUNK], timeout)
             except TimeoutError:
                 raise Timeout("write timed out: the client is not reading") from None
             except (OSError, ValueError) as exc:  # ValueError: the socket was closed under us
                 raise ConnectionClosed(f"write failed: {_describe(exc)}") from None
+
+    def _send_chunk(self, chunk: memoryview, timeout: float) -> None:
+        """All of `chunk` within `timeout` seconds. One send() usually takes a whole reply;
+        sendall() is left for the rest, since it costs a getsockopt() per call."""
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(timeout)
+        sent = self.sock.send(chunk)  # waits up to `timeout` while the client's window is full
+        if sent < len(chunk):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("write timed out")
+            self.sock.settimeout(remaining)
+            self.sock.sendall(chunk[sent:])
 
     def start_tls(self, ctx: ssl.SSLContext | None = None, timeout: float = HANDSHAKE_TIMEOUT) -> None:
         """Throw away buffered plaintext, then run the server side of the TLS handshake.

@@ -75,6 +75,8 @@ class Listener:
 
 def limit_key(ip: str) -> str:
     """What the per-client limit counts: the IPv4 address, or the IPv6 /64."""
+    if ":" not in ip:  # IPv4 (or not an IP address at all): the address itself, as below
+        return ip
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -102,6 +104,8 @@ class ServiceGroup:
         self._listeners: dict[str, Listener] = {}  # by name, in add() order
         self._servers: dict[str, StreamServer] = {}  # by listener name, once started
         self._contexts: dict[str, ssl.SSLContext | None] = {}  # by listener name, once started
+        self._loggers: dict[str, logging.Logger] = {}  # by listener name: "relate.smtpd" etc., once started
+        self._ports: dict[str, int] = {}  # by listener name, once bound: every accepted socket's local port
         self._greenlets = gevent.pool.Group()  # every connection greenlet, refused ones too
         self._connections: set[Connection] = set()  # admitted sessions
         self._per_client: Counter[str] = Counter()  # admitted sessions by limit_key
@@ -133,6 +137,7 @@ class ServiceGroup:
             if listener.implicit_tls and by_protocol[protocol] is None:
                 raise ValueError(f"listener {listener.name!r} needs TLS but has no SSL context")
             self._contexts[listener.name] = by_protocol[protocol]
+            self._loggers[listener.name] = logging.getLogger(f"relate.{protocol}d")
         try:
             for listener in self._listeners.values():
                 self._bind(listener)
@@ -140,6 +145,7 @@ class ServiceGroup:
             for server in self._servers.values():
                 server.close()
             self._servers.clear()
+            self._ports.clear()
             raise
 
     def _context_for(self, protocol: str) -> ssl.SSLContext | None:
@@ -163,6 +169,7 @@ class ServiceGroup:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ConfigError(f"{what}: cannot listen on {address[0]}:{listener.port} ({reason})") from None
         self._servers[listener.name] = server
+        self._ports[listener.name] = int(server.server_port)
         log.info(
             "listening on %s:%d for %s%s",
             address[0],
@@ -250,7 +257,8 @@ class ServiceGroup:
             listener_name=listener.name,
             ssl_context=self._contexts.get(listener.name),
             shutdown=self._shutdown,
-            logger=logging.getLogger(f"relate.{listener.tls_protocol}d"),
+            logger=self._loggers[listener.name],
+            local_port=self._ports[listener.name],
         )
         key = limit_key(conn.peer[0])
         # No switch between this check and the increments below, so counts cannot race.

@@ -43,6 +43,7 @@ Body = Literal["7BIT", "8BITMIME", "BINARYMIME"]
 _BODIES: dict[str, Body] = {"7BIT": "7BIT", "8BITMIME": "8BITMIME", "BINARYMIME": "BINARYMIME"}
 
 _VERB = re.compile(r"[A-Za-z]{1,16}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never in a command line
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")  # RFC 5321 §4.1.2 esmtp-keyword
 _DIGITS_20 = re.compile(r"[0-9]{1,20}\Z")  # RFC 1870 §3 size-value, RFC 3030 §2 chunk-size (bounded)
 _MECHANISM = re.compile(r"[A-Za-z0-9_-]{1,20}\Z")  # RFC 4422 §3.1 sasl-mech
@@ -114,7 +115,7 @@ def parse_command(line: bytes) -> Command:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise SmtpError(replies.COMMAND_INVALID_CHARACTERS) from None
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+    if _CONTROL.search(text):
         raise SmtpError(replies.COMMAND_INVALID_CHARACTERS)
     verb, _, arg = text.strip(" ").partition(" ")
     if not verb:

@@ -3,7 +3,9 @@
 Invariants:
 - EHLO advertises only what works on this listener in this state: STARTTLS on a plaintext
   port with a certificate, AUTH on submission over TLS (or with Tls__AllowInsecureAuth) and
-  not yet authenticated. HELO offers nothing, so no pipelining either (RFC 2920).
+  not yet authenticated. HELO offers nothing, so no pipelining either (RFC 2920). The
+  keyword lines depend on nothing else (the settings are fixed), so each listener builds
+  them once for each pair of those two offers (`Listening.ehlo_lines`).
 - EHLO and HELO end any mail transaction (RFC 5321 §4.1.4).
 - STARTTLS drops every octet the client sent after the command (Connection.start_tls) and
   forgets the whole session: the client must say EHLO again, and nothing learned before the
@@ -17,12 +19,12 @@ from relate.protocol import sasl
 from relate.smtpd import replies
 from relate.smtpd.command import parse_helo
 from relate.smtpd.replies import SmtpError
-from relate.smtpd.state import Session
+from relate.smtpd.state import Listening, Session
 
 
-def extensions(session: Session) -> list[str]:
-    """The EHLO keywords for this session, in the order they are advertised."""
-    listening = session.listening
+def extensions(listening: Listening, *, starttls: bool, auth: bool) -> list[str]:
+    """The EHLO keywords, in the order they are advertised; `starttls` and `auth`: whether
+    this session is offered STARTTLS and AUTH (see `_offers`)."""
     lines = [
         "PIPELINING",  # RFC 2920
         f"SIZE {listening.max_size}",  # RFC 1870
@@ -31,10 +33,27 @@ def extensions(session: Session) -> list[str]:
         "SMTPUTF8",  # RFC 6531
         "CHUNKING",  # RFC 3030
     ]
-    if listening.starttls and not session.tls:
+    if starttls:
         lines.append("STARTTLS")  # RFC 3207
-    if session.auth_offered and session.auth is None:
+    if auth:
         lines.append("AUTH " + " ".join(sasl.MECHANISMS))  # RFC 4954
+    return lines
+
+
+def _offers(session: Session) -> tuple[bool, bool]:
+    """Whether this session is offered STARTTLS, and AUTH."""
+    return session.listening.starttls and not session.tls, session.auth_offered and session.auth is None
+
+
+def _extension_lines(session: Session) -> bytes:
+    """EHLO's reply after its first line, built once per listener and state."""
+    listening = session.listening
+    key = _offers(session)
+    lines = listening.ehlo_lines.get(key)
+    if lines is None:
+        starttls, auth = key
+        lines = replies.HELLO.format_rest(extensions(listening, starttls=starttls, auth=auth))
+        listening.ehlo_lines[key] = lines
     return lines
 
 
@@ -48,9 +67,8 @@ def ehlo(session: Session, arg: str) -> None:
     session.helo = name
     session.esmtp = True
     session.transaction = None
-    session.reply_bytes(
-        replies.HELLO.format_multiline(extensions(session), host=session.listening.hostname, client=_client(session))
-    )
+    first = replies.HELLO.format_first(host=session.listening.hostname, client=_client(session))
+    session.reply_bytes(first + _extension_lines(session))
 
 
 def helo(session: Session, arg: str) -> None:

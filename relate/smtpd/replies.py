@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MAX_REPLY_LINE = 512  # RFC 5321 §4.5.3.1.5: reply line including the reply code and CRLF
@@ -59,7 +59,14 @@ class Reply:
 
     def format(self, **values: object) -> bytes:
         """The reply as one CRLF-terminated line, e.g. b"250 2.0.0 OK\\r\\n"."""
-        return self._line(" ", self._text(values))
+        if values:
+            return self._line(" ", self._text(values))
+        data = _FIXED.get(self)
+        if data is None:
+            data = self._line(" ", self._text(values))  # KeyError for a reply that needs values
+            if len(_FIXED) < MAX_FIXED:
+                _FIXED[self] = data
+        return data
 
     def format_multiline(self, lines: Iterable[str], **values: object) -> bytes:
         """This reply's text as the first line, then `lines`, as one multi-line reply.
@@ -68,10 +75,26 @@ class Reply:
         the reply has an enhanced code every line repeats it (RFC 2034 §4). For EHLO:
         `HELLO.format_multiline(["PIPELINING", "SIZE 52428800"], host=..., client=...)`.
         """
-        texts = [self._text(values), *lines]
-        return b"".join(
-            self._line("-" if index < len(texts) - 1 else " ", text) for index, text in enumerate(texts)
-        )
+        more = list(lines)
+        if not more:
+            return self.format(**values)
+        return self.format_first(**values) + self.format_rest(more)
+
+    def format_first(self, **values: object) -> bytes:
+        """The first line of a multi-line reply ("code-"), e.g. EHLO's greeting line."""
+        return self._line("-", self._text(values))
+
+    def format_rest(self, lines: Sequence[str]) -> bytes:
+        """The lines after `format_first`, the last one with "code ". They take no values, so
+        a caller may build them once and reuse them (EHLO's keywords)."""
+        last = len(lines) - 1
+        return b"".join(self._line("-" if index < last else " ", text) for index, text in enumerate(lines))
+
+
+# Replies without values, as bytes: each is formatted once (the constants below, most of a
+# session's replies), not once per use.
+_FIXED: dict[Reply, bytes] = {}
+MAX_FIXED = 1024
 
 
 class SmtpError(Exception):

@@ -115,7 +115,7 @@ def run(conn: Connection, listening: Listening) -> None:
             conn.log.info("client talked before the greeting")
             conn.write(replies.EARLY_TALKER.format())
             return
-        session.reply(replies.GREETING, host=listening.hostname)
+        session.reply_bytes(listening.greeting)
         while not session.closing:
             if conn.shutdown.is_set():
                 session.reply(replies.SHUTTING_DOWN)

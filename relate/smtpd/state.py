@@ -1,9 +1,10 @@
 """What an SMTP session knows: the listener's fixed policy, the session, the mail transaction.
 
 Invariants:
-- `Listening` is per listener and read-only; `Session` is per connection; `Transaction` is
-  per MAIL command and is replaced whole (never patched back) by RSET, HELO/EHLO, STARTTLS
-  and the end of a message, as RFC 5321 §4.1.1.5 and §4.1.4 ask.
+- `Listening` is per listener and its policy is read-only (it only remembers reply bytes
+  built from its settings, the same for every session); `Session` is per connection;
+  `Transaction` is per MAIL command and is replaced whole (never patched back) by RSET,
+  HELO/EHLO, STARTTLS and the end of a message, as RFC 5321 §4.1.1.5 and §4.1.4 ask.
 - Replies are queued with `reply()` and written by `flush()`. The session flushes before it
   waits for input, so a pipelined group (RFC 2920) gets its replies in one write and a
   client that waits for each reply never waits on us.
@@ -12,12 +13,14 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from relate.config import Settings
 from relate.protocol.connection import Connection
+from relate.smtpd import replies
 from relate.smtpd.command import MailFrom
 from relate.smtpd.data import BdatCollector
 from relate.smtpd.replies import Reply
@@ -46,12 +49,18 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Listening:
-    """One listener's fixed policy: what kind of port it is and what it offers."""
+    """One listener's fixed policy: what kind of port it is and what it offers.
+
+    What every session of the listener sends alike (the greeting, EHLO's keyword lines) is
+    built once here from the settings, which never change while the listener runs.
+    """
 
     settings: Settings
     mode: Mode  # "submission" (587, 465: AUTH, the user's own mail) or "mx" (25: inbound only)
     starttls: bool  # STARTTLS can be offered (plaintext port with a TLS context)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # EHLO's lines after the first, by (STARTTLS offered, AUTH offered); filled by hello.ehlo
+    ehlo_lines: dict[tuple[bool, bool], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def hostname(self) -> str:
@@ -60,6 +69,11 @@ class Listening:
     @property
     def max_size(self) -> int:
         return self.settings.smtp.max_message_size
+
+    @functools.cached_property
+    def greeting(self) -> bytes:
+        """The 220 greeting line (RFC 5321 §4.3.1)."""
+        return replies.GREETING.format(host=self.hostname)
 
 
 @dataclass

@@ -238,6 +238,25 @@ def test_write_and_close(tcp_pair: Pair) -> None:
         conn.write(b"late\r\n")
 
 
+def test_write_to_a_slow_reader_arrives_whole(tcp_pair: Pair) -> None:
+    # A small send buffer: the first send() takes part of each chunk, the rest follows as
+    # the client reads, all within the write's timeout.
+    conn, client = tcp_pair()
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = bytes(range(256)) * 2000  # 512,000 octets, several STREAM_CHUNKs
+
+    def read_slowly() -> bytes:
+        received = bytearray()
+        while len(received) < len(payload):
+            received += client.recv(8192)
+            gevent.sleep(0.001)
+        return bytes(received)
+
+    reader = gevent.spawn(read_slowly)
+    conn.write(payload, timeout=10)
+    assert reader.get(timeout=10) == payload
+
+
 def test_write_timeout_when_client_never_reads(tcp_pair: Pair) -> None:
     conn, _client = tcp_pair()
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 import pytest
 
@@ -43,6 +44,16 @@ def test_redact(line: bytes, expected: str) -> None:
         pytest.param('{"password": "hunter2"}', "hunter2", id="json"),
         pytest.param("Authorization: ApiKey rk_live_abcdef123", "rk_live_abcdef123", id="api-key-header"),
         pytest.param("Authorization: Bearer eyJhbGciOi.x.y", "eyJhbGciOi", id="bearer"),
+        pytest.param("Authorization: Basic YWxpY2U6aHVudGVyMg==", "YWxpY2U6aHVudGVyMg==", id="basic"),
+        pytest.param("secret: hunter2", "hunter2", id="secret"),
+        pytest.param("TOKEN=abc123def", "abc123def", id="token-upper-case"),
+        pytest.param("api_key=abc123def", "abc123def", id="api-key"),
+        pytest.param("C: APOP alice c4c9334bac", "c4c9334bac", id="apop"),
+        pytest.param("pwd = hunter2", "hunter2", id="pwd"),
+        # re's case folding matches U+017F (long s) to "s", str.lower() does not: non-ASCII text
+        # must not take the fast path
+        pytest.param("pa\u017f\u017fword=hunter2", "hunter2", id="non-ascii-case-fold"),
+        pytest.param("TO\u212aEN=hunter2", "hunter2", id="kelvin-sign"),
     ],
 )
 def test_filter_scrubs(message: str, secret: str) -> None:
@@ -67,9 +78,25 @@ def test_filter_leaves_ordinary_text(message: str) -> None:
     assert record.getMessage() == message
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "AUTH PLAIN AGFsaWNl", "a1 authenticate plain x", "a1 LOGIN alice x", "PASS x", "APOP alice x",
+        "password=x", "PassWd: x", "PWD=x", "Secret=x", "ApiKey x", "api-key=x", "api_key=x", "apikey=x",
+        "token=x", "Bearer x", "Basic x",
+    ],
+)
+def test_every_pattern_needs_a_trigger_word(message: str) -> None:
+    # scrub() skips ASCII text without a trigger word: each pattern's match must contain one.
+    assert any(pattern.search(message) for pattern in plog._PATTERNS), message
+    assert plog._TRIGGER.search(message.lower()), message
+
+
 def test_setup_logging_one_line_per_record_and_filtered(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing", "_srcfile"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))  # setup_logging turns them off
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
@@ -102,3 +129,40 @@ def test_connection_logger_extra_and_ipv6() -> None:
     assert records[0].getMessage() == "[abc123 [2001:db8::1]:993] hello there"
     assert records[0].conn_id == "abc123"  # type: ignore[attr-defined]
     assert records[0].peer == "[2001:db8::1]:993"  # type: ignore[attr-defined]
+
+
+def test_connection_logger_merges_a_call_s_extra() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    base = logging.getLogger("relate.test-protocol-log-extra")
+    base.addHandler(Keep())
+    base.setLevel(logging.INFO)
+    base.propagate = False
+    logger = plog.connection_logger(base, "abc123", ("192.0.2.1", 25))
+    logger.info("one", extra={"mailbox": "INBOX"})
+    logger.info("two")
+    assert [r.getMessage() for r in records] == ["[abc123 192.0.2.1:25] one", "[abc123 192.0.2.1:25] two"]
+    assert records[0].mailbox == "INBOX" and records[0].conn_id == "abc123"  # type: ignore[attr-defined]
+    assert not hasattr(records[1], "mailbox")
+
+
+def test_line_formatter_time_follows_every_record() -> None:
+    # The time text is reused within one second only.
+    formatter = plog._LineFormatter(plog.LOG_FORMAT, plog.DATE_FORMAT)
+    base = 1_800_000_000.0
+    moments = [base, base + 0.5, base + 1.0, base + 1.999, base, base + 3600.25]
+
+    def formatted(created: float) -> str:
+        record = logging.LogRecord("relate.smtpd", logging.INFO, __file__, 1, "m", None, None)
+        record.created = created
+        return formatter.format(record).split(" ", 1)[0]
+
+    assert [formatted(t) for t in moments] == [
+        time.strftime(plog.DATE_FORMAT, time.localtime(t)) for t in moments
+    ]
+    record = logging.LogRecord("relate.smtpd", logging.INFO, __file__, 1, "m", None, None)
+    assert formatter.formatTime(record) == logging.Formatter().formatTime(record)  # default format: msecs

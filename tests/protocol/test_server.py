@@ -74,6 +74,22 @@ def test_plain_listener_on_port_zero(settings: Settings, make_group: Callable[..
     wait_until(lambda: group.connection_count == 0)
 
 
+def test_session_knows_its_ports_and_logger(settings: Settings, make_group: Callable[..., ServiceGroup]) -> None:
+    # The listener's port and logger are looked up once, not per connection: they must still
+    # be what the accepted socket and the listener's protocol say.
+    seen: list[tuple[int, int, str]] = []
+
+    def handler(conn: Connection) -> None:
+        seen.append((conn.local_port, conn.sock.getsockname()[1], conn.log.logger.name))
+
+    group = make_group(settings, Listener("smtp-mx", 0, False, handler), Listener("imap", 0, False, handler))
+    for name in ("smtp-mx", "imap", "smtp-mx"):
+        Client.connect(group.bound_port(name)).at_eof()
+        wait_until(lambda: group.connection_count == 0)
+    mx, imap = group.bound_port("smtp-mx"), group.bound_port("imap")
+    assert seen == [(mx, mx, "relate.smtpd"), (imap, imap, "relate.imapd"), (mx, mx, "relate.smtpd")]
+
+
 def test_implicit_tls_echo(settings: Settings, make_group: Callable[..., ServiceGroup]) -> None:
     seen: list[tuple[bool, str | None]] = []
 
@@ -349,6 +365,8 @@ def test_default_contexts_come_from_settings(settings: Settings) -> None:
         pytest.param("192.0.2.7", "192.0.2.7", id="ipv4"),
         pytest.param("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64", id="ipv6-per-64"),
         pytest.param("local", "local", id="not-an-address"),
+        pytest.param("999.0.2.7", "999.0.2.7", id="not-an-ipv4-address"),
+        pytest.param("not:an:address", "not:an:address", id="not-an-ipv6-address"),
     ],
 )
 def test_limit_key(ip: str, key: str) -> None:

@@ -106,8 +106,17 @@ def test_long_values_are_cut_to_the_reply_line_limit() -> None:
 
 
 def test_missing_value_is_a_bug() -> None:
-    with pytest.raises(KeyError):
-        replies.GREETING.format()
+    for _ in range(2):  # not remembered as a reply without values
+        with pytest.raises(KeyError):
+            replies.GREETING.format()
+
+
+def test_replies_without_values_are_formatted_once_and_stay_the_same() -> None:
+    first = replies.BYE.format()
+    assert first == b"221 2.0.0 Bye\r\n"
+    assert replies.BYE.format() is first
+    assert Reply(221, "2.0.0", "Bye").format() is first  # equal replies share the bytes
+    assert Reply(250, "2.0.0", "{size} octets").format(size=5) == b"250 2.0.0 5 octets\r\n"
 
 
 @pytest.mark.parametrize(
@@ -142,6 +151,8 @@ def test_missing_value_is_a_bug() -> None:
 )
 def test_format_multiline(reply: Reply, lines: list[str], values: dict[str, object], expected: bytes) -> None:
     assert reply.format_multiline(lines, **values) == expected
+    if lines:  # the same reply in two parts, the second one reusable (EHLO's keywords)
+        assert reply.format_first(**values) + reply.format_rest(lines) == expected
 
 
 def test_fields_lists_placeholders() -> None:

@@ -65,6 +65,24 @@ def test_auth_is_not_offered_again_once_authenticated(submitter: Callable[[], Sm
     assert smtp.ehlo() == BASE
 
 
+def test_sessions_in_different_states_on_one_listener_get_their_own_keywords(
+    server: Server, submitter: Callable[[], Smtp]
+) -> None:
+    # EHLO's keyword lines are built once per listener and state: interleaved sessions in
+    # every state of one listener must each still get what their own state offers.
+    plain = Smtp.connect(server.submission)
+    assert plain.ehlo() == [*BASE, "STARTTLS"]
+    secured = Smtp.connect(server.submission)
+    secured.ehlo()
+    secured.starttls()
+    assert secured.ehlo() == [*BASE, "AUTH PLAIN LOGIN"]
+    authenticated = submitter()
+    assert authenticated.ehlo() == BASE
+    assert plain.ehlo() == [*BASE, "STARTTLS"]
+    assert secured.ehlo() == [*BASE, "AUTH PLAIN LOGIN"]
+    assert Smtp.connect(server.submission).ehlo() == [*BASE, "STARTTLS"]
+
+
 def test_ehlo_first_line_greets_the_client(server: Server) -> None:
     smtp = Smtp.connect(server.mx)
     smtp.send("EHLO client.example\r\n")
