@@ -198,7 +198,7 @@ def search_terms(url: str, wanted: int = 20) -> list[str]:
     return found[:wanted]
 
 
-def start_server(url: str, port: int, workers: int, rate_limit: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, rate_limit: int, root: Path = ROOT) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ConnectionStrings__DefaultConnection": url,
@@ -206,12 +206,12 @@ def start_server(url: str, port: int, workers: int, rate_limit: int) -> subproce
         "Api__RateLimitPerIp": str(rate_limit),
         "Api__RateLimitPerUser": str(rate_limit),
         "Logging__Level": "WARNING",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
     }
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     cmd = [gunicorn, "-k", "gevent", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
            "--worker-connections", "1000", "--log-level", "warning", "webapp.wsgi:app"]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    proc = subprocess.Popen(cmd, env=env, cwd=root)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -510,6 +510,8 @@ def main() -> int:
                         help="record the workers with py-spy during each run: PATH-<test>-<mode>-<worker>.txt")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     parser.add_argument("--reuse", metavar="DATABASE", help="run against a database kept by an earlier --keep run")
+    parser.add_argument("--root", metavar="CHECKOUT", type=Path, default=ROOT,
+                        help="serve the API from another checkout (before/after comparisons; its schema must match)")
     args = parser.parse_args()
 
     name = args.reuse or f"relate_bench_{uuid.uuid4().hex[:8]}"
@@ -526,7 +528,7 @@ def main() -> int:
             vacuum(args.admin_dsn, name)
         terms = search_terms(url)
         port = free_port()
-        server = start_server(url, port, args.workers, args.rate_limit)
+        server = start_server(url, port, args.workers, args.rate_limit, args.root)
         wait_for_workers(server.pid, port, args.workers)
         meter = CpuMeter(server.pid, url)
         pages = [f"/api/emails?mailbox=INBOX&pageSize=50&page={p}" for p in range(1, 11)]

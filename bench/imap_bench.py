@@ -80,6 +80,19 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a daemon and of its worker processes (Network__Workers)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                pass
+    return total
+
+
 def cpu_of(name: str) -> float:
     """CPU seconds of every process whose command name is `name` (PostgreSQL's backends)."""
     total = 0.0
@@ -201,8 +214,9 @@ class Bench:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def imapd_env(port: int, max_connections: int) -> dict[str, str]:
+def imapd_env(port: int, max_connections: int, workers: int = 1) -> dict[str, str]:
     return {
+        "Network__Workers": str(workers),
         "Imap__Port": str(port),
         "Imap__SecurePort": "0",
         "Tls__AllowInsecureAuth": "true",
@@ -393,14 +407,14 @@ def mixed_load(bench: Bench, port: int, imapd: subprocess.Popen[bytes], args: ar
           flush=True)
     load = Load()
     counter = iter(range(10**9, 2 * 10**9))
-    cpu_before = (cpu_seconds(imapd.pid), cpu_of("postgres"), time.process_time())
+    cpu_before = (tree_cpu(imapd.pid), cpu_of("postgres"), time.process_time())
     start = time.monotonic()
     until = start + args.secs
     greenlets = [gevent.spawn(run_client, port, users[i % len(users)], load, until, random.Random(i), counter)
                  for i in range(args.clients)]
     gevent.joinall(greenlets, raise_error=True)
     elapsed = time.monotonic() - start
-    cpu = [a - b for a, b in zip((cpu_seconds(imapd.pid), cpu_of("postgres"), time.process_time()),
+    cpu = [a - b for a, b in zip((tree_cpu(imapd.pid), cpu_of("postgres"), time.process_time()),
                                  cpu_before, strict=True)]
     every = [x for values in load.latencies.values() for x in values]
     print()
@@ -553,15 +567,15 @@ def imaptest_runs(bench: Bench, port: int, imapd: subprocess.Popen[bytes], args:
     rows = []
     with dovecot(bench.workdir) as dovecot_port:
         for (profile, extra), (user, key) in zip(profiles, relate_users, strict=True):
-            cpu_before = cpu_seconds(imapd.pid)
+            cpu_before = tree_cpu(imapd.pid)
             profiler = None
             if args.profile:
-                profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
+                profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "-p",
                                              str(imapd.pid), "-r", "100", "-f", "raw", "-o",
                                              f"{args.profile}-{len(rows) + 1}.txt", "-d", str(args.imaptest_secs)],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             r = imaptest(args.imaptest, port, user, key, args.imaptest_secs, mbox, *extra)
-            r.imapd_cpu = cpu_seconds(imapd.pid) - cpu_before
+            r.imapd_cpu = tree_cpu(imapd.pid) - cpu_before
             if profiler is not None:
                 profiler.wait()
             d = imaptest(args.imaptest, dovecot_port, f"bench{len(rows)}", "bench", args.imaptest_secs, mbox, *extra)
@@ -601,13 +615,15 @@ def main() -> int:
                         help="record the imapd with py-spy during each Relate imaptest run (collapsed stacks, "
                              "PROFILE-1.txt for the reconnecting profile, PROFILE-2.txt for logout=0)")
     parser.add_argument("--admin-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Network__Workers: imapd processes serving the port (CPU figures add them up)")
     args = parser.parse_args()
 
     bench = Bench(args.admin_dsn)
     try:
         bench.create_database()
         port = free_port()
-        imapd = bench.start("relate.imapd", port, imapd_env(port, 1000))
+        imapd = bench.start("relate.imapd", port, imapd_env(port, 1000, args.workers))
         if args.secs > 0:
             mixed_load(bench, port, imapd, args)
         if args.imaptest and Path(args.imaptest).exists():

@@ -122,6 +122,9 @@ class Settings:
     # REST API requests per minute, per client address and per user; 0 turns a limit off.
     api_rate_limit_per_ip: int = 600
     api_rate_limit_per_user: int = 1200
+    # Processes each protocol daemon (python -m relate.smtpd, .pop3d, .imapd) serves with,
+    # sharing its listening sockets (relate.daemon); the all-in-one process is always one.
+    workers: int = 1
 
     @property
     def development(self) -> bool:
@@ -379,4 +382,5 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
         api_trusted_proxies=r.get_int("Api__TrustedProxies", 0, 0, 10),
         api_rate_limit_per_ip=r.get_int("Api__RateLimitPerIp", 600, 0),
         api_rate_limit_per_user=r.get_int("Api__RateLimitPerUser", 1200, 0),
+        workers=r.get_int("Network__Workers", 1, 1, 64),
     )

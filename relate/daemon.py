@@ -3,16 +3,33 @@
 Every daemon starts the same way: read the settings (a bad value is one line naming the
 variable, exit 1), exit 0 with a clear line when the protocol is disabled, open the store,
 bind its listeners, then serve until SIGTERM/SIGINT and shut down gracefully.
+
+With Network__Workers=N above 1 the process binds its listeners, then forks N workers that
+serve those sockets, each with its own store connections, and supervises them: a worker that
+dies is started again (after a second), SIGTERM/SIGINT are passed on to every worker and the
+daemon exits when they have all stopped; a worker that fails while starting (the database is
+unreachable, a certificate is bad) stops the whole daemon with status 1. Connections are
+spread evenly over the workers (relate.protocol.balance). A Python process runs on one core
+at a time: the workers are how one daemon uses several.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import tempfile
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
 
 from relate import metrics, store
 from relate.config import ConfigError, Settings, load_settings
+from relate.protocol import balance, tls
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import searchindex
@@ -20,9 +37,11 @@ from relate.store import searchindex
 log = logging.getLogger("relate.daemon")
 
 
-def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, search_indexer: bool = False) -> int:
+def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, search_indexer: bool = False,
+        worker_init: Callable[[int], None] | None = None) -> int:
     """Entry point of one daemon; returns the process exit status. A daemon that stores
-    messages runs the search indexer (relate.store.searchindex) with `search_indexer`."""
+    messages runs the search indexer (relate.store.searchindex) with `search_indexer`.
+    `worker_init(daemon_pid)` runs first in each worker when there are several."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -33,12 +52,22 @@ def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, searc
     if not getattr(settings, protocol).enabled:
         log.info("%s is disabled (%s__Enabled=false); exiting", protocol.upper(), section)
         return 0
+    if settings.workers > 1:
+        return _supervise(protocol, listeners, settings, search_indexer, worker_init)
+    return _serve(protocol, listeners, settings, search_indexer)
+
+
+def _serve(protocol: str, listeners: Callable[[Settings], list[Listener]], settings: Settings,
+           search_indexer: bool, sockets: dict[str, Any] | None = None) -> int:
+    """Open the store and serve (the listeners' `sockets` when a parent bound them) until stopped."""
     try:
         store.open_store(settings)
         group = ServiceGroup(settings)
         for listener in listeners(settings):
             group.add(listener)
-        group.start()
+        if sockets is not None:
+            balance.install(connections=lambda _server: group.open_connections)
+        group.start(sockets)
     except (ConfigError, store.StoreError) as exc:
         print(f"relate-{protocol}: {exc}", file=sys.stderr)
         return 1
@@ -53,3 +82,86 @@ def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, searc
     metrics.stop_flusher()
     store.close_store()
     return 0
+
+
+RESTART_DELAY = 1.0  # seconds before a worker that died is started again
+STARTUP = 5.0  # a worker that exits with status 1 this soon after starting could not start
+
+
+def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], settings: Settings,
+               search_indexer: bool, worker_init: Callable[[int], None] | None) -> int:
+    """Bind the listeners, fork `settings.workers` workers serving them, keep them running."""
+    probe = ServiceGroup(settings)
+    for listener in listeners(settings):
+        probe.add(listener)
+    try:
+        sockets = probe.listen()
+        for protocol_name in {listener.tls_protocol for listener in listeners(settings)} & set(tls.PROTOCOLS):
+            tls.server_context(settings, protocol_name)  # a self-signed certificate is made once, here
+    except ConfigError as exc:
+        print(f"relate-{protocol}: {exc}", file=sys.stderr)
+        return 1
+    for name, sock in sockets.items():
+        log.info("%s listening on %s:%d (%d workers)", name, settings.bind_address, sock.getsockname()[1],
+                 settings.workers)
+    workers: dict[int, float] = {}  # pid -> when it started
+    stopping: list[int] = []  # the signals received
+    handles: list[Any] = []
+
+    def start_worker() -> None:
+        pid = os.fork()  # gevent's: the child's hub starts afresh
+        if pid == 0:
+            for handle in handles:
+                handle.cancel()
+            status = 1
+            try:
+                if worker_init is not None:
+                    worker_init(os.getppid())
+                status = _serve(protocol, listeners, settings, search_indexer, sockets)
+            finally:
+                logging.shutdown()
+                os._exit(status)
+        workers[pid] = time.monotonic()
+
+    def on_signal(signum: int) -> None:
+        stopping.append(signum)
+        for pid in list(workers):
+            try:
+                os.kill(pid, signum)  # a second signal ends the workers' sessions at once
+            except ProcessLookupError:
+                pass
+
+    for _ in range(settings.workers):
+        start_worker()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handles.append(gevent.signal_handler(signum, on_signal, signum))
+    status = 0
+    while workers:
+        try:
+            pid, code = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        started = workers.pop(pid, None)
+        if started is None:
+            continue
+        exit_code = os.waitstatus_to_exitcode(code)
+        if stopping:
+            continue
+        if exit_code == 1 and time.monotonic() - started < STARTUP:
+            log.error("a %s worker could not start; stopping the daemon", protocol.upper())
+            status = 1
+            on_signal(signal.SIGTERM)
+            continue
+        log.warning("%s worker %d exited (%s); starting another", protocol.upper(), pid,
+                    f"status {exit_code}" if exit_code >= 0 else signal.Signals(-exit_code).name)
+        gevent.sleep(RESTART_DELAY)
+        if not stopping:
+            start_worker()
+    for handle in handles:
+        handle.cancel()
+    for sock in sockets.values():
+        sock.close()
+    for shm in ("/dev/shm", tempfile.gettempdir()):  # what the workers shared (balance, claims)
+        for path in Path(shm).glob(f"relate-*-{os.getpid()}"):
+            path.unlink(missing_ok=True)
+    return status

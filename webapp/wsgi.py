@@ -11,7 +11,7 @@ and a pool smaller than the statements in flight closes connections only to open
 
 Every worker accepts one connection at a time (gevent's servers take up to 100 per wake-up
 by default), and leaves a new connection to the other workers while it holds more than the
-least loaded of them (webapp.balance): otherwise the first worker to wake takes a whole burst
+least loaded of them (relate.protocol.balance): otherwise the first worker to wake takes a whole burst
 of new keep-alive connections and serves them alone while the other workers idle.
 """
 
@@ -25,9 +25,10 @@ from gevent.baseserver import BaseServer  # noqa: E402
 
 from relate import metrics, store  # noqa: E402
 from relate.config import ConfigError, load_settings  # noqa: E402
+from relate.protocol import balance  # noqa: E402
 from relate.protocol.log import setup_logging  # noqa: E402
 from relate.store import searchindex  # noqa: E402
-from webapp import balance, create_app  # noqa: E402
+from webapp import create_app  # noqa: E402
 
 ACCEPT_PER_WAKEUP = 1
 POOL_SIZE = 20

@@ -18,18 +18,25 @@ Invariants:
   one: each write to a mailbox spends the next MODSEQ under the mailbox lock and commits in
   that order, and PostgreSQL delivers its NOTIFYs in commit order, so the complete change
   with `modseq + 1` is exactly the next write, and anything else is a gap filled by a read.
-- \\Recent (IMAP4rev1 only) is decided per process by `RecentClaims`: the first read-write
-  session in this process to see a message claims it. RFC 3501 §2.3.2 asks for the first
-  session overall; where that cannot be known the message "SHOULD be considered recent",
-  which is what another process, or this one after a restart, does.
+- \\Recent (IMAP4rev1 only) is decided by `RecentClaims`: the first read-write session of
+  this daemon to see a message claims it. The workers of one daemon (Network__Workers)
+  share their claims (`SharedFloors`, a table in shared memory, under a lock); other
+  daemons, or this one after a restart, cannot know them. RFC 3501 §2.3.2 asks for the
+  first session overall; where that cannot be known the message "SHOULD be considered
+  recent", which is what those do.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import fcntl
 import logging
+import mmap
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from relate import store
 from relate.imapd.fetch import format_flag_list
@@ -56,27 +63,117 @@ def keywords_of(flags: Iterable[str]) -> set[str]:
     return {f for f in flags if not f.startswith("\\")}
 
 
+class SharedFloors:
+    """(mailbox id, UIDVALIDITY) -> highest UID claimed, in a file mapped by every worker of
+    one daemon (named after the daemon's pid), read and raised under an exclusive flock.
+
+    An open-addressing table of SLOTS entries (mailbox id, UIDVALIDITY, floor), probed
+    linearly from a hash of the key; mailbox id 0 marks a free entry. A key that finds no
+    entry within PROBES is not shared (None): the caller keeps it in its process."""
+
+    SLOTS = 1 << 16
+    PROBES = 32
+
+    def __init__(self, path: Path):
+        self.path = path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < self.SLOTS * 24:
+                os.ftruncate(fd, self.SLOTS * 24)
+            self._map = mmap.mmap(fd, self.SLOTS * 24)
+            self._lock_fd = os.dup(fd)
+        finally:
+            os.close(fd)
+        self._table = memoryview(self._map).cast("q")
+
+    def _slot(self, key: tuple[int, int], create: bool) -> int | None:
+        table = self._table
+        start = (key[0] * 2654435761 ^ key[1]) % self.SLOTS
+        for i in range(self.PROBES):
+            at = 3 * ((start + i) % self.SLOTS)
+            if table[at] == key[0] and table[at + 1] == key[1]:
+                return at
+            if table[at] == 0:
+                if not create:
+                    return None
+                table[at + 1] = key[1]
+                table[at + 2] = 0
+                table[at] = key[0]
+                return at
+        return None
+
+    def get(self, key: tuple[int, int]) -> int | None:
+        """The floor; None when the key is not in the table (nobody claimed, or no room)."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            at = self._slot(key, create=False)
+            return int(self._table[at + 2]) if at is not None else None
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def raise_to(self, key: tuple[int, int], floor: int) -> int | None:
+        """Raise the floor to at least `floor`; the floor before (None: the table is full there)."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            at = self._slot(key, create=True)
+            if at is None:
+                return None
+            before = int(self._table[at + 2])
+            if floor > before:
+                self._table[at + 2] = floor
+            return before
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def clear(self) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self._map[:] = bytes(len(self._map))
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def shared_path(daemon_pid: int) -> Path:
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    return base / f"relate-recent-{daemon_pid}"
+
+
 class RecentClaims:
-    """Which UIDs of a mailbox some read-write session of this process has shown as \\Recent."""
+    """Which UIDs of a mailbox some read-write session of this daemon has shown as \\Recent."""
 
     def __init__(self) -> None:
         self._claimed: dict[tuple[int, int], int] = {}  # (mailbox id, UIDVALIDITY) -> highest UID claimed
+        self._shared: SharedFloors | None = None
+
+    def share(self, daemon_pid: int) -> None:
+        """Share claims with the other workers of daemon `daemon_pid` (relate.daemon)."""
+        self._shared = SharedFloors(shared_path(daemon_pid))
+
+    def _floor(self, key: tuple[int, int]) -> int | None:
+        shared = self._shared.get(key) if self._shared is not None else None
+        return shared if shared is not None else self._claimed.get(key)
 
     def recent(self, mailbox: MailboxInfo, uids: Iterable[int], claim: bool) -> set[int]:
         """The UIDs among `uids` nobody claimed yet; with `claim`, they are now claimed."""
         key = (mailbox.id, mailbox.uid_validity)
-        floor = self._claimed.get(key, 0)
-        fresh = {uid for uid in uids if uid > floor}
+        fresh = {uid for uid in uids if uid > (self._floor(key) or 0)}
         if claim and fresh:
-            self._claimed[key] = max(fresh)
+            before = self._shared.raise_to(key, max(fresh)) if self._shared is not None else None
+            if before is None:  # not shared: this process decides
+                self._claimed[key] = max(fresh)
+            else:  # another worker may have claimed some since they were read
+                fresh = {uid for uid in fresh if uid > before}
         return fresh
 
     def clear(self) -> None:
         self._claimed.clear()
+        if self._shared is not None:
+            self._shared.clear()
 
     def count(self, user_id: int, mailbox: MailboxInfo, messages: int) -> int:
         """STATUS RECENT: how many messages a new session would see as \\Recent."""
-        floor = self._claimed.get((mailbox.id, mailbox.uid_validity))
+        floor = self._floor((mailbox.id, mailbox.uid_validity))
         if floor is None:
             return messages
         if floor >= mailbox.uid_next - 1:

@@ -32,6 +32,7 @@ import gevent
 import gevent.event
 import gevent.pool
 import gevent.socket
+from gevent.baseserver import parse_address
 from gevent.server import StreamServer
 
 from relate import metrics
@@ -49,6 +50,7 @@ log = logging.getLogger("relate.protocol.server")
 REFUSAL_TIMEOUT = 10.0  # whole refusal, handshake included: a refused client gets little time
 MAX_REFUSAL_HANDSHAKES = 50  # concurrent TLS handshakes spent on refusing; beyond, just close
 KILL_GRACE = 2.0  # after ServerShutdown is raised, before the session is killed outright
+LISTEN_BACKLOG = StreamServer.backlog  # what StreamServer binds with; listen() binds the same way
 
 SslContexts = ssl.SSLContext | Callable[[str], ssl.SSLContext] | None
 
@@ -114,6 +116,7 @@ class ServiceGroup:
         self._force = gevent.event.Event()  # a second signal: skip the rest of the grace period
         self._stopped = gevent.event.Event()  # set when stop() has finished
         self._signal_handles: list[Any] = []  # from install_signal_handlers, cancelled by stop()
+        self._sockets: dict[str, Any] = {}  # listening sockets bound beforehand (listen()), by name
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -124,11 +127,37 @@ class ServiceGroup:
             raise ValueError(f"duplicate listener name {listener.name!r}")
         self._listeners[listener.name] = listener
 
-    def start(self) -> None:
-        """Load certificates and bind every listener. Raises ConfigError on a bad certificate or
-        a port that cannot be bound; then nothing stays bound."""
+    def listen(self) -> dict[str, Any]:
+        """Bind every listener's socket without serving it (a daemon's parent does, before its
+        workers serve them: relate.daemon). Raises ConfigError on a port that cannot be bound;
+        then nothing stays bound."""
+        sockets: dict[str, Any] = {}
+        try:
+            for listener in self._listeners.values():
+                address = (self.settings.bind_address, listener.port)
+                try:
+                    family, where = parse_address(address)
+                    sockets[listener.name] = StreamServer.get_listener(where, LISTEN_BACKLOG, family)
+                except OSError as exc:
+                    raise self._bind_error(listener, exc) from None
+        except BaseException:
+            for sock in sockets.values():
+                sock.close()
+            raise
+        return sockets
+
+    def _bind_error(self, listener: Listener, exc: OSError) -> ConfigError:
+        what = f"{listener.setting}={listener.port}" if listener.setting else f"listener {listener.name}"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return ConfigError(f"{what}: cannot listen on {self.settings.bind_address}:{listener.port} ({reason})")
+
+    def start(self, sockets: dict[str, Any] | None = None) -> None:
+        """Load certificates and bind every listener (or serve the sockets `listen` bound, by
+        listener name). Raises ConfigError on a bad certificate or a port that cannot be bound;
+        then nothing stays bound."""
         if self._servers:
             return
+        self._sockets = sockets or {}
         by_protocol: dict[str, ssl.SSLContext | None] = {}
         for listener in self._listeners.values():
             protocol = listener.tls_protocol
@@ -161,13 +190,12 @@ class ServiceGroup:
         def handle(sock: gevent.socket.socket, peer: tuple[str, int]) -> None:
             self._serve(listener, sock, peer)
 
-        server = StreamServer(address, handle=handle, spawn=self._greenlets.spawn)
+        bound = self._sockets.get(listener.name)
+        server = StreamServer(bound if bound is not None else address, handle=handle, spawn=self._greenlets.spawn)
         try:
             server.start()
         except OSError as exc:
-            what = f"{listener.setting}={listener.port}" if listener.setting else f"listener {listener.name}"
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ConfigError(f"{what}: cannot listen on {address[0]}:{listener.port} ({reason})") from None
+            raise self._bind_error(listener, exc) from None
         self._servers[listener.name] = server
         self._ports[listener.name] = int(server.server_port)
         log.info(
@@ -181,6 +209,12 @@ class ServiceGroup:
     def bound_port(self, name: str) -> int:
         """The port listener `name` is bound to (the real one when it asked for port 0)."""
         return int(self._servers[name].server_port)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open in this process, admitted or being refused (what relate.protocol.balance
+        compares between workers)."""
+        return len(self._greenlets)
 
     @property
     def connection_count(self) -> int:

@@ -1,4 +1,4 @@
-"""Connections spread evenly over the gunicorn workers (webapp.balance): the shared table of
+"""Connections spread evenly over the gunicorn workers (relate.protocol.balance): the shared table of
 the workers' counts, and a real gunicorn with two gevent workers taking keep-alive
 connections one after another."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp import balance
+from relate.protocol import balance
 
 REPO = Path(__file__).resolve().parents[2]
 CONNECTIONS = 40

@@ -1,4 +1,5 @@
-"""Spread client connections evenly over the gunicorn workers of one master.
+"""Spread client connections evenly over the worker processes of one parent: the API's
+gunicorn workers (webapp.wsgi) and a protocol daemon's workers (relate.daemon, Network__Workers).
 
 The workers share the listening socket, and whichever calls accept() first gets a new
 connection. On a busy machine that is the worker already running: a burst of new keep-alive
@@ -8,7 +9,7 @@ clients on two workers, splits of 20/0 and 15/5 were usual, and the busier worke
 waited two to three times as long.
 
 So each worker publishes how many connections it holds in a small table shared by the
-workers of its master (a file in /dev/shm named after the master's pid: one slot per worker,
+workers of its parent (a file in /dev/shm named after the parent's pid: one slot per worker,
 its pid and its count), and a worker that holds more than the least loaded of the others
 leaves a pending connection to them: it stops watching the listening socket for DEFER
 seconds, at most MAX_DEFERS times in a row, and then accepts anyway (a worker busy with a
@@ -28,16 +29,16 @@ import logging
 import mmap
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gevent
 from gevent.baseserver import BaseServer
 
-log = logging.getLogger("relate.webapp.balance")
+log = logging.getLogger("relate.balance")
 
-SLOTS = 256  # workers per master at most (gunicorn's --workers is far below)
+SLOTS = 256  # workers per parent at most
 DEFER = 0.002  # seconds a busier worker leaves a pending connection to the others
 MAX_DEFERS = 25  # then it accepts anyway: at most 50 ms more to wait for a connection
 REFRESH = 0.1  # seconds between updates of a worker's count as its connections close
@@ -54,7 +55,7 @@ def _alive(pid: int) -> bool:
 
 
 class Table:
-    """The shared table of (pid, connections) slots of one master's workers."""
+    """The shared table of (pid, connections) slots of one parent's workers."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -123,14 +124,18 @@ class Table:
         self._map.close()
 
 
-def table_path(master_pid: int) -> Path:
+def table_path(parent_pid: int) -> Path:
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return base / f"relate-api-workers-{master_pid}"
+    return base / f"relate-workers-{parent_pid}"
 
 
-def _connections(server: BaseServer) -> int:
+def _pool_size(server: BaseServer) -> int:
+    """Connections a server spawned into a gevent Pool (gunicorn's workers) still open."""
     return len(server.pool) if server.pool is not None else 0
+
+
+_connections: Callable[[BaseServer], int] = _pool_size
 
 
 _table: Table | None = None
@@ -161,7 +166,7 @@ def _refresh(table: Table) -> None:
     """Keep this worker's count current as connections close (accepts publish it at once)."""
     while True:
         gevent.sleep(REFRESH)
-        table.publish(sum(_connections(s) for s in _servers))
+        table.publish(max((_connections(s) for s in _servers), default=0))
 
 
 _servers: list[BaseServer] = []
@@ -173,13 +178,16 @@ def _tracking_init(server: Any, *args: Any, **kwargs: Any) -> None:
     _servers.append(server)
 
 
-def install(master_pid: int | None = None) -> None:
-    """Balance this process's gevent servers with the other workers of its master (the
-    parent process). Call once, in the worker, before its servers accept."""
-    global _table
+def install(parent_pid: int | None = None, connections: Callable[[BaseServer], int] | None = None) -> None:
+    """Balance this process's gevent servers with the other workers of its parent. Call once,
+    in the worker, before its servers accept. `connections` counts what a server's process
+    holds (default: its spawn Pool's size)."""
+    global _table, _connections
     if _table is not None:
         return
-    master = master_pid if master_pid is not None else os.getppid()
+    if connections is not None:
+        _connections = connections
+    master = parent_pid if parent_pid is not None else os.getppid()
     try:
         table = Table(table_path(master))
         table.claim(os.getpid())
