@@ -356,6 +356,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
         if "." not in domain or "@" in domain or " " in domain:
             raise ConfigError(f"Mail__Domains: {domain!r} is not a domain name")
 
+    workers = r.get_int("Network__Workers", 1, 1, 64)
+    if workers > 1 and sqlite:
+        # SQLite's locks (the POP3 maildrop lock, the writer lock) live in one process.
+        raise ConfigError(f"Network__Workers={workers}: several workers need PostgreSQL "
+                          "(ConnectionStrings__DefaultConnection)")
     return Settings(
         database_url=database_url,
         auto_migrate=r.get_bool("Database__AutoMigrate", development or sqlite),
@@ -382,5 +387,5 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
         api_trusted_proxies=r.get_int("Api__TrustedProxies", 0, 0, 10),
         api_rate_limit_per_ip=r.get_int("Api__RateLimitPerIp", 600, 0),
         api_rate_limit_per_user=r.get_int("Api__RateLimitPerUser", 1200, 0),
-        workers=r.get_int("Network__Workers", 1, 1, 64),
+        workers=workers,
     )

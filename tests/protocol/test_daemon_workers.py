@@ -16,16 +16,17 @@ from pathlib import Path
 import pytest
 
 from tests.protocol.test_balance import _established, _free_port, _workers
+from tests.store.migrations import fresh_pg  # noqa: F401 (a fixture: a database of the test's own)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _env(tmp_path: Path, port: int, **more: str) -> dict[str, str]:
+def _env(tmp_path: Path, url: str, port: int, **more: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("Imap__", "Network__", "ConnectionStrings__", "Database__"))}
     env.update({
         "PYTHONPATH": str(REPO),
-        "ConnectionStrings__DefaultConnection": f"sqlite:///{tmp_path / 'relate.db'}",
+        "ConnectionStrings__DefaultConnection": url,
         "Data__Directory": str(tmp_path),
         "Network__BindAddress": "127.0.0.1",
         "Network__Workers": "2",
@@ -57,9 +58,9 @@ def _wait_for(condition: object, what: str, timeout: float = 30) -> None:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:  # noqa: F811
     port = _free_port()
-    env = _env(tmp_path, port)
+    env = _env(tmp_path, fresh_pg, port)
     subprocess.run([sys.executable, "-m", "relate", "migrate"], cwd=REPO, env=env, check=True, capture_output=True)
     env["Database__AutoMigrate"] = "false"
     with open(tmp_path / "imapd.log", "wb") as log:
@@ -115,9 +116,17 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_all(daemon: tuple[subp
                   f"worker {pid} gone")
 
 
-def test_workers_that_cannot_start_stop_the_daemon(tmp_path: Path) -> None:
-    env = _env(tmp_path, _free_port(), Database__AutoMigrate="false")  # an empty database: no schema
+def test_workers_that_cannot_start_stop_the_daemon(tmp_path: Path, fresh_pg: str) -> None:  # noqa: F811
+    env = _env(tmp_path, fresh_pg, _free_port(), Database__AutoMigrate="false")  # an empty database: no schema
     done = subprocess.run([sys.executable, "-m", "relate.imapd"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 1
     assert "could not start" in done.stderr
+
+
+def test_several_workers_need_postgresql(tmp_path: Path) -> None:
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'relate.db'}", _free_port())
+    done = subprocess.run([sys.executable, "-m", "relate.imapd"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Network__Workers=2: several workers need PostgreSQL" in done.stderr
