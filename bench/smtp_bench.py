@@ -334,6 +334,7 @@ class Relate:
     senders: int = 1
     keys: list[str] = field(default_factory=list)  # one smtp key per sender
     log_level: str = "INFO"
+    workers: int = 1  # Network__Workers
     root: Path = ROOT  # the checkout whose daemon runs (--root: a before/after comparison)
 
     @property
@@ -383,6 +384,7 @@ class Relate:
             "Pop3__Enabled": "false",
             "Imap__Enabled": "false",
             "Logging__Level": self.log_level,
+            "Network__Workers": str(self.workers),
         }
         log = open(self.workdir / "relate-smtpd.log", "wb")  # noqa: SIM115
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
@@ -617,6 +619,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="messages per client before measuring")
     parser.add_argument("--profile", metavar="PATH", help="record the Relate daemon with py-spy (collapsed stacks)")
     parser.add_argument("--log-level", default="INFO", help="the Relate daemon's Logging__Level")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Network__Workers of the Relate daemon (its CPU figures add the workers up)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (daemon log, Postfix files)")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="the Relate Mail checkout whose daemon runs (a before/after comparison; the database "
@@ -628,7 +632,7 @@ def main() -> int:
     cluster = None if args.admin_dsn else PrivateCluster(workdir)
     admin_dsn = args.admin_dsn or (cluster.dsn if cluster else "")
     relate = Relate(admin_dsn, args.recipients, workdir, senders=args.senders, log_level=args.log_level,
-                    root=args.root.resolve())
+                    root=args.root.resolve(), workers=args.workers)
     rows: list[str] = []
     notes: list[str] = []
     ok = True
@@ -650,14 +654,14 @@ def main() -> int:
                                          "--pid", str(pid), "--output", args.profile],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        cpu_before = cpu_seconds([pid])
+        cpu_before = cpu_seconds(descendants(pid))
         pg_before = cpu_seconds(postgres_pids(admin_dsn))
         result = run_load(relate.port, args.clients, args.messages, args.size, recipients, senders)
         pg_cpu = cpu_seconds(postgres_pids(admin_dsn)) - pg_before
-        relate_cpu = cpu_seconds([pid]) - cpu_before
+        relate_cpu = cpu_seconds(descendants(pid)) - cpu_before
         waited, indexed_at = relate.wait_indexed()
         pg_cpu_indexed = cpu_seconds(postgres_pids(admin_dsn)) - pg_before
-        relate_cpu_indexed = cpu_seconds([pid]) - cpu_before
+        relate_cpu_indexed = cpu_seconds(descendants(pid)) - cpu_before
         if profiler is not None:
             profiler.send_signal(2)
             profiler.wait(60)
@@ -684,10 +688,10 @@ def main() -> int:
             f"Sent copies {sent_copies} (expected {expected_sent}); errors: {result.errors[:3] or 'none'}"
         )
         if args.idle:
-            baseline = rss_mb(pid)
+            baseline = sum(rss_mb(p) for p in descendants(pid))
             conns = idle_connections(relate.port, args.idle)
             gevent.sleep(0.5)
-            notes.append(f"Relate: {len(conns)} idle connections (EHLO done): RSS {rss_mb(pid):.0f} MB "
+            notes.append(f"Relate: {len(conns)} idle connections (EHLO done): RSS {sum(rss_mb(p) for p in descendants(pid)):.0f} MB "
                          f"(before {baseline:.0f} MB)")
             for conn in conns:
                 conn.close()
@@ -695,10 +699,10 @@ def main() -> int:
             for flag, label in SMTP_SOURCE_MODES:
                 stored_before = relate.inbox_count(recipients[0])
                 connections_before = relate.connections()
-                cpu_before = cpu_seconds([pid])
+                cpu_before = cpu_seconds(descendants(pid))
                 seconds, error = smtp_source(relate.mx_port, args.clients, total, args.size, recipients[0],
                                              reuse=flag)
-                cpu = cpu_seconds([pid]) - cpu_before
+                cpu = cpu_seconds(descendants(pid)) - cpu_before
                 gevent.sleep(0.2)  # the last sessions' log lines
                 connections_after = relate.connections()
                 connections = (None if connections_before is None or connections_after is None

@@ -15,6 +15,7 @@ at a time: the workers are how one daemon uses several.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -84,6 +85,19 @@ def _serve(protocol: str, listeners: Callable[[Settings], list[Listener]], setti
     return 0
 
 
+def _end_with_parent(parent: int) -> None:
+    """A worker gets SIGTERM when the daemon dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG):
+    no worker is left serving the port without its supervisor."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the workers outlive a killed daemon
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
+
+
+PR_SET_PDEATHSIG = 1
 RESTART_DELAY = 1.0  # seconds before a worker that died is started again
 STARTUP = 5.0  # a worker that exits with status 1 this soon after starting could not start
 
@@ -109,8 +123,10 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
     handles: list[Any] = []
 
     def start_worker() -> None:
+        parent = os.getpid()
         pid = os.fork()  # gevent's: the child's hub starts afresh
         if pid == 0:
+            _end_with_parent(parent)
             for handle in handles:
                 handle.cancel()
             status = 1

@@ -79,10 +79,8 @@ def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[byt
         yield proc, port
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.kill()  # its workers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
             proc.wait()
-        for pid in _workers(proc.pid):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_workers_share_the_port_and_the_connections(daemon: tuple[subprocess.Popen[bytes], int]) -> None:
@@ -114,6 +112,15 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_all(daemon: tuple[subp
     for pid in workers:
         _wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
                   f"worker {pid} gone")
+
+
+def test_workers_end_when_the_daemon_is_killed(daemon: tuple[subprocess.Popen[bytes], int]) -> None:
+    proc, _port = daemon
+    workers = _workers(proc.pid)
+    proc.kill()
+    proc.wait()
+    for pid in workers:
+        _wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), f"worker {pid} gone")
 
 
 def test_workers_that_cannot_start_stop_the_daemon(tmp_path: Path, fresh_pg: str) -> None:  # noqa: F811
