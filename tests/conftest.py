@@ -11,6 +11,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc  # noqa: E402
 import os  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -71,6 +72,19 @@ def _sqlalchemy_url(dsn: str, dbname: str) -> str:
     if parts.get("password"):
         auth += ":" + parts["password"]
     return f"postgresql+psycopg2://{auth}@{parts.get('host', '127.0.0.1')}:{parts.get('port', '5432')}/{dbname}"
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """No garbage collection during the test: a test timing a parser's CPU (a linear-time
+    check) must not be charged a full collection of the heap the rest of the suite built,
+    which costs about a second late in a run."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,7 @@ def test_every_prefix_of_every_command() -> None:
         pytest.param(b"X" * 200_000, id="long-command-word"),
     ],
 )
+@pytest.mark.usefixtures("no_gc")
 def test_pathological_input_is_fast(body: bytes) -> None:
     started = time.process_time()
     check(b"A1 " + body + b"\r\n")

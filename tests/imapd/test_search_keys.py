@@ -163,6 +163,7 @@ def test_sequence_numbers_are_the_views() -> None:
     assert run("1:3", view=partial) == []
 
 
+@pytest.mark.usefixtures("no_gc")
 def test_a_large_view_is_fast() -> None:
     base = dt.datetime(2026, 1, 1, tzinfo=UTC)
     seen, work = frozenset({"\\Seen"}), frozenset({"$Work"})

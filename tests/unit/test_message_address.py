@@ -117,6 +117,7 @@ def test_addresses(text: str, envelope: list[list[str | None]] | None, pairs: li
     ],
     ids=["angles", "comments", "quotes", "ats", "colons", "commas", "specials"],
 )
+@pytest.mark.usefixtures("no_gc")
 def test_hostile_address_lists_are_linear(text: str) -> None:
     started = time.process_time()
     entries = parse_addresses(text)

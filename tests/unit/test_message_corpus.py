@@ -210,6 +210,7 @@ def check(raw: bytes, parsed: ParsedMessage) -> None:
 
 
 @pytest.mark.parametrize("name", list(NASTY))
+@pytest.mark.usefixtures("no_gc")
 def test_nasty_message(name: str) -> None:
     raw = NASTY[name]()
     started = time.process_time()

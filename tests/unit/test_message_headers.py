@@ -120,6 +120,7 @@ def test_decode_words(text: str, decoded: str) -> None:
     assert decode_words(text) == decoded
 
 
+@pytest.mark.usefixtures("no_gc")
 def test_thousands_of_encoded_words_are_fast() -> None:
     text = " ".join(["=?utf-8?b?w6k=?="] * 20_000)
     started = time.process_time()
@@ -309,6 +310,7 @@ def test_qpdecode(data: bytes, decoded: bytes) -> None:
     ],
     ids=["open-quotes", "continuations", "open-comments", "backslashes", "escaped-quotes", "equals"],
 )
+@pytest.mark.usefixtures("no_gc")
 def test_hostile_parameters_are_linear(value: str) -> None:
     started = time.process_time()
     parse_content_type(value)

@@ -141,6 +141,7 @@ def test_html_to_text(source: str, text: str) -> None:
     ],
     ids=["open-styles", "unclosed-styles", "unclosed-tags", "comments", "less-thans", "tags-and-entities"],
 )
+@pytest.mark.usefixtures("no_gc")
 def test_hostile_html_is_linear(source: str) -> None:
     started = time.process_time()
     html_to_text(source)
