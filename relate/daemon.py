@@ -20,10 +20,8 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -105,12 +103,13 @@ STARTUP = 5.0  # a worker that exits with status 1 this soon after starting coul
 def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], settings: Settings,
                search_indexer: bool, worker_init: Callable[[int], None] | None) -> int:
     """Bind the listeners, fork `settings.workers` workers serving them, keep them running."""
+    wanted = listeners(settings)
     probe = ServiceGroup(settings)
-    for listener in listeners(settings):
+    for listener in wanted:
         probe.add(listener)
     try:
         sockets = probe.listen()
-        for protocol_name in {listener.tls_protocol for listener in listeners(settings)} & set(tls.PROTOCOLS):
+        for protocol_name in {listener.tls_protocol for listener in wanted} & set(tls.PROTOCOLS):
             tls.server_context(settings, protocol_name)  # a self-signed certificate is made once, here
     except ConfigError as exc:
         print(f"relate-{protocol}: {exc}", file=sys.stderr)
@@ -177,7 +176,6 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
         handle.cancel()
     for sock in sockets.values():
         sock.close()
-    for shm in ("/dev/shm", tempfile.gettempdir()):  # what the workers shared (balance, claims)
-        for path in Path(shm).glob(f"relate-*-{os.getpid()}"):
-            path.unlink(missing_ok=True)
+    for kind in ("workers", "recent"):  # what the workers shared (relate.protocol.balance)
+        balance.shared_file(kind, os.getpid()).unlink(missing_ok=True)
     return status

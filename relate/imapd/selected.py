@@ -34,7 +34,6 @@ import fcntl
 import logging
 import mmap
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from relate.imapd.fetch import format_flag_list
 from relate.imapd.responses import Bad, untagged
 from relate.imapd.seqset import SequenceSet, format_seqset
 from relate.imapd.state import Enabled
+from relate.protocol import balance
 from relate.store import events
 from relate.store import mailboxes as store_mailboxes
 from relate.store import messages as store_messages
@@ -134,9 +134,7 @@ class SharedFloors:
 
 
 def shared_path(daemon_pid: int) -> Path:
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return base / f"relate-recent-{daemon_pid}"
+    return balance.shared_file("recent", daemon_pid)
 
 
 class RecentClaims:

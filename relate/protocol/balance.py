@@ -124,10 +124,17 @@ class Table:
         self._map.close()
 
 
-def table_path(parent_pid: int) -> Path:
+def shared_file(kind: str, parent_pid: int) -> Path:
+    """Where the workers of `parent_pid` share `kind` (a table mapped by each): in /dev/shm,
+    or the temporary directory when /dev/shm is not writable. relate.daemon removes every
+    such file of its own when it exits."""
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return base / f"relate-workers-{parent_pid}"
+    return base / f"relate-{kind}-{parent_pid}"
+
+
+def table_path(parent_pid: int) -> Path:
+    return shared_file("workers", parent_pid)
 
 
 def _pool_size(server: BaseServer) -> int:
