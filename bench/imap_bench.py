@@ -444,6 +444,7 @@ class ImaptestResult:
     errors: list[str]
     output: str
     imapd_cpu: float = 0.0  # CPU seconds the Relate imapd used during the run (0 for Dovecot)
+    database_cpu: float = 0.0  # CPU seconds of PostgreSQL during the run (0 for Dovecot)
 
     @property
     def per_second(self) -> float:
@@ -568,6 +569,7 @@ def imaptest_runs(bench: Bench, port: int, imapd: subprocess.Popen[bytes], args:
     with dovecot(bench.workdir) as dovecot_port:
         for (profile, extra), (user, key) in zip(profiles, relate_users, strict=True):
             cpu_before = tree_cpu(imapd.pid)
+            database_before = cpu_of("postgres")
             profiler = None
             if args.profile:
                 profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "-p",
@@ -576,12 +578,14 @@ def imaptest_runs(bench: Bench, port: int, imapd: subprocess.Popen[bytes], args:
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             r = imaptest(args.imaptest, port, user, key, args.imaptest_secs, mbox, *extra)
             r.imapd_cpu = tree_cpu(imapd.pid) - cpu_before
+            r.database_cpu = cpu_of("postgres") - database_before
             if profiler is not None:
                 profiler.wait()
             d = imaptest(args.imaptest, dovecot_port, f"bench{len(rows)}", "bench", args.imaptest_secs, mbox, *extra)
             rows.append((profile, r, d))
             print(f"imaptest {profile}: Relate {r.per_second:.0f}/s ({len(r.errors)} errors, imapd CPU "
-                  f"{r.imapd_cpu:.1f}s, {r.cpu_per_command * 1000:.2f} ms/command), "
+                  f"{r.imapd_cpu:.1f}s, {r.cpu_per_command * 1000:.2f} ms/command; PostgreSQL {r.database_cpu:.1f}s, "
+                  f"{r.database_cpu / max(r.commands, 1) * 1000:.2f} ms/command), "
                   f"Dovecot {d.per_second:.0f}/s ({len(d.errors)} errors)", flush=True)
             print(f"  ms/command, Relate:  {average_latencies(r.output)}")
             print(f"  ms/command, Dovecot: {average_latencies(d.output)}", flush=True)
