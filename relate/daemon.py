@@ -28,7 +28,7 @@ import gevent
 
 from relate import metrics, store
 from relate.config import ConfigError, Settings, load_settings
-from relate.protocol import balance, tls
+from relate.protocol import balance, shm, tls
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import searchindex
@@ -176,6 +176,5 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
         handle.cancel()
     for sock in sockets.values():
         sock.close()
-    for kind in ("workers", "recent"):  # what the workers shared (relate.protocol.balance)
-        balance.shared_file(kind, os.getpid()).unlink(missing_ok=True)
+    shm.remove_files_of(os.getpid())  # what the workers shared
     return status

@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import fcntl
 import logging
-import mmap
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -42,7 +39,7 @@ from relate.imapd.fetch import format_flag_list
 from relate.imapd.responses import Bad, untagged
 from relate.imapd.seqset import SequenceSet, format_seqset
 from relate.imapd.state import Enabled
-from relate.protocol import balance
+from relate.protocol import shm
 from relate.store import events
 from relate.store import mailboxes as store_mailboxes
 from relate.store import messages as store_messages
@@ -65,7 +62,8 @@ def keywords_of(flags: Iterable[str]) -> set[str]:
 
 class SharedFloors:
     """(mailbox id, UIDVALIDITY) -> highest UID claimed, in a file mapped by every worker of
-    one daemon (named after the daemon's pid), read and raised under an exclusive flock.
+    one daemon (relate.protocol.shm, named after the daemon's pid), read and raised under its
+    exclusive lock.
 
     An open-addressing table of SLOTS entries (mailbox id, UIDVALIDITY, floor), probed
     linearly from a hash of the key; mailbox id 0 marks a free entry. A key that finds no
@@ -76,15 +74,8 @@ class SharedFloors:
 
     def __init__(self, path: Path):
         self.path = path
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < self.SLOTS * 24:
-                os.ftruncate(fd, self.SLOTS * 24)
-            self._map = mmap.mmap(fd, self.SLOTS * 24)
-            self._lock_fd = os.dup(fd)
-        finally:
-            os.close(fd)
-        self._table = memoryview(self._map).cast("q")
+        self._shared = shm.SharedInts(path, self.SLOTS * 3)
+        self._table = self._shared.ints
 
     def _slot(self, key: tuple[int, int], create: bool) -> int | None:
         table = self._table
@@ -104,17 +95,13 @@ class SharedFloors:
 
     def get(self, key: tuple[int, int]) -> int | None:
         """The floor; None when the key is not in the table (nobody claimed, or no room)."""
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
+        with self._shared.locked():
             at = self._slot(key, create=False)
             return int(self._table[at + 2]) if at is not None else None
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def raise_to(self, key: tuple[int, int], floor: int) -> int | None:
         """Raise the floor to at least `floor`; the floor before (None: the table is full there)."""
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
+        with self._shared.locked():
             at = self._slot(key, create=True)
             if at is None:
                 return None
@@ -122,19 +109,13 @@ class SharedFloors:
             if floor > before:
                 self._table[at + 2] = floor
             return before
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def clear(self) -> None:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            self._map[:] = bytes(len(self._map))
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self._shared.zero()
 
 
 def shared_path(daemon_pid: int) -> Path:
-    return balance.shared_file("recent", daemon_pid)
+    return shm.shared_file("recent", daemon_pid)
 
 
 class RecentClaims:

@@ -9,11 +9,13 @@ clients on two workers, splits of 20/0 and 15/5 were usual, and the busier worke
 waited two to three times as long.
 
 So each worker publishes how many connections it holds in a small table shared by the
-workers of its parent (a file in /dev/shm named after the parent's pid: one slot per worker,
-its pid and its count), and a worker that holds more than the least loaded of the others
-leaves a pending connection to them: it stops watching the listening socket for DEFER
-seconds, at most MAX_DEFERS times in a row, and then accepts anyway (a worker busy with a
-long request, or one that died since it last wrote, must not keep connections waiting).
+workers of its parent (relate.protocol.shm: a file in /dev/shm named after the parent's pid,
+one slot per worker, its pid and its count), and a worker that holds more than the least
+loaded of the others leaves a pending connection to them: it stops watching the listening
+socket for DEFER seconds, at most MAX_DEFERS times in a row, and then accepts anyway (a
+worker busy with a long request, or one that died since it last wrote, must not keep
+connections waiting). These counts steer accepts only; the connection limits are counted
+exactly, elsewhere (relate.protocol.limits).
 
 Slots are claimed under an exclusive flock; a slot whose pid is gone is free. Counts are
 8-byte aligned integers written whole; a reader at worst sees a count one update old, which
@@ -24,17 +26,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import logging
-import mmap
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gevent
 from gevent.baseserver import BaseServer
+
+from relate.protocol import shm
 
 log = logging.getLogger("relate.balance")
 
@@ -44,47 +45,22 @@ MAX_DEFERS = 25  # then it accepts anyway: at most 50 ms more to wait for a conn
 REFRESH = 0.1  # seconds between updates of a worker's count as its connections close
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 class Table:
     """The shared table of (pid, connections) slots of one parent's workers."""
 
     def __init__(self, path: Path):
         self.path = path
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < SLOTS * 16:
-                os.ftruncate(fd, SLOTS * 16)
-            self._map = mmap.mmap(fd, SLOTS * 16)
-        finally:
-            os.close(fd)
-        self._slots = memoryview(self._map).cast("q")  # pid, count, pid, count, ...
+        self._shared = shm.SharedInts(path, SLOTS * 2)
+        self._slots = self._shared.ints  # pid, count, pid, count, ...
         self.slot = -1
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open(self.path, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
     def claim(self, pid: int) -> int:
         """Take a free slot for `pid`; its index. Slots of workers that are gone are emptied
         on the way (a worker killed outright never gave its slot back)."""
-        with self._locked():
+        with self._shared.locked():
             for i in range(SLOTS):
                 owner = self._slots[2 * i]
-                if owner and owner != pid and not _alive(owner):
+                if owner and owner != pid and not shm.alive(owner):
                     self._slots[2 * i + 1] = 0
                     self._slots[2 * i] = 0
             for i in range(SLOTS):
@@ -99,11 +75,11 @@ class Table:
         """Give the slot back; True when no other worker holds one (the table may go)."""
         if self.slot < 0:
             return False
-        with self._locked():
+        with self._shared.locked():
             self._slots[2 * self.slot + 1] = 0
             self._slots[2 * self.slot] = 0
             self.slot = -1
-            return not any(self._slots[2 * i] and _alive(self._slots[2 * i]) for i in range(SLOTS))
+            return not any(self._slots[2 * i] and shm.alive(self._slots[2 * i]) for i in range(SLOTS))
 
     def publish(self, connections: int) -> None:
         self._slots[2 * self.slot + 1] = connections
@@ -120,21 +96,11 @@ class Table:
         return least
 
     def close(self) -> None:
-        self._slots.release()
-        self._map.close()
-
-
-def shared_file(kind: str, parent_pid: int) -> Path:
-    """Where the workers of `parent_pid` share `kind` (a table mapped by each): in /dev/shm,
-    or the temporary directory when /dev/shm is not writable. relate.daemon removes every
-    such file of its own when it exits."""
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return base / f"relate-{kind}-{parent_pid}"
+        self._shared.close()
 
 
 def table_path(parent_pid: int) -> Path:
-    return shared_file("workers", parent_pid)
+    return shm.shared_file("workers", parent_pid)
 
 
 def _pool_size(server: BaseServer) -> int:

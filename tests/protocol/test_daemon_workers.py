@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from relate.protocol import balance
+from relate.protocol import shm
 from tests.protocol.test_balance import _established, _free_port, _workers
 from tests.store.migrations import fresh_pg  # noqa: F401 (a fixture: a database of the test's own)
 
@@ -86,8 +86,7 @@ def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[byt
             except subprocess.TimeoutExpired:
                 proc.kill()  # its workers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
                 proc.wait()
-        for kind in ("workers", "recent"):  # left behind only by a daemon killed outright
-            balance.shared_file(kind, proc.pid).unlink(missing_ok=True)
+        shm.remove_files_of(proc.pid)  # left behind only by a daemon killed outright
 
 
 def test_workers_share_the_port_and_the_connections(daemon: tuple[subprocess.Popen[bytes], int]) -> None:
