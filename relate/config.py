@@ -113,7 +113,7 @@ class Settings:
     oidc: OidcSettings
     push: PushSettings
     log_level: str
-    max_connections: int  # per listener process, all protocols together
+    max_connections: int  # per daemon (all its workers) or all-in-one process, all its listeners together
     max_connections_per_ip: int
     shutdown_grace_seconds: float
     all_in_one: bool = False

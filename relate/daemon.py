@@ -9,7 +9,9 @@ serve those sockets, each with its own store connections, and supervises them: a
 dies is started again (after a second), SIGTERM/SIGINT are passed on to every worker and the
 daemon exits when they have all stopped; a worker that fails while starting (the database is
 unreachable, a certificate is bad) stops the whole daemon with status 1. Connections are
-spread evenly over the workers (relate.protocol.balance). A Python process runs on one core
+spread evenly over the workers (relate.protocol.balance), and the connection limits count
+every worker's sessions (relate.protocol.limits: each worker has a column, which is zeroed
+when its worker dies, before the next worker takes it). A Python process runs on one core
 at a time: the workers are how one daemon uses several.
 """
 
@@ -28,7 +30,7 @@ import gevent
 
 from relate import metrics, store
 from relate.config import ConfigError, Settings, load_settings
-from relate.protocol import balance, shm, tls
+from relate.protocol import balance, limits, shm, tls
 from relate.protocol.log import setup_logging
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import searchindex
@@ -61,7 +63,7 @@ def _serve(protocol: str, listeners: Callable[[Settings], list[Listener]], setti
     """Open the store and serve (the listeners' `sockets` when a parent bound them) until stopped."""
     try:
         store.open_store(settings)
-        group = ServiceGroup(settings)
+        group = ServiceGroup(settings, counts=limits.shared())
         for listener in listeners(settings):
             group.add(listener)
         if sockets is not None:
@@ -117,11 +119,11 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
     for name, sock in sockets.items():
         log.info("%s listening on %s:%d (%d workers)", name, settings.bind_address, sock.getsockname()[1],
                  settings.workers)
-    workers: dict[int, float] = {}  # pid -> when it started
+    workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, its column (relate.protocol.limits)
     stopping: list[int] = []  # the signals received
     handles: list[Any] = []
 
-    def start_worker() -> None:
+    def start_worker(column: int) -> None:
         parent = os.getpid()
         pid = os.fork()  # gevent's: the child's hub starts afresh
         if pid == 0:
@@ -130,13 +132,14 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
                 handle.cancel()
             status = 1
             try:
+                limits.share(parent, settings, column)
                 if worker_init is not None:
                     worker_init(os.getppid())
                 status = _serve(protocol, listeners, settings, search_indexer, sockets)
             finally:
                 logging.shutdown()
                 os._exit(status)
-        workers[pid] = time.monotonic()
+        workers[pid] = (time.monotonic(), column)
 
     def on_signal(signum: int) -> None:
         stopping.append(signum)
@@ -146,8 +149,8 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
             except ProcessLookupError:
                 pass
 
-    for _ in range(settings.workers):
-        start_worker()
+    for column in range(settings.workers):
+        start_worker(column)
     for signum in (signal.SIGTERM, signal.SIGINT):
         handles.append(gevent.signal_handler(signum, on_signal, signum))
     status = 0
@@ -156,12 +159,14 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
             pid, code = os.waitpid(-1, 0)
         except ChildProcessError:
             break
-        started = workers.pop(pid, None)
-        if started is None:
+        worker = workers.pop(pid, None)
+        if worker is None:
             continue
+        started, column = worker
         exit_code = os.waitstatus_to_exitcode(code)
         if stopping:
             continue
+        limits.forget_worker(os.getpid(), settings, column)
         if exit_code == 1 and time.monotonic() - started < STARTUP:
             log.error("a %s worker could not start; stopping the daemon", protocol.upper())
             status = 1
@@ -171,7 +176,7 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
                     f"status {exit_code}" if exit_code >= 0 else signal.Signals(-exit_code).name)
         gevent.sleep(RESTART_DELAY)
         if not stopping:
-            start_worker()
+            start_worker(column)
     for handle in handles:
         handle.cancel()
     for sock in sockets.values():

@@ -21,7 +21,7 @@ import gevent
 from relate.imapd import commands as c
 from relate.imapd.responses import ANSWERED, Bad, Done, No, tagged
 from relate.imapd.state import Enabled
-from relate.protocol import sasl
+from relate.protocol import limits, sasl
 from relate.store import keys, throttle
 
 if TYPE_CHECKING:
@@ -32,25 +32,37 @@ MAX_SASL_LINE = 16 * 1024  # a SASL response line (relate.protocol.sasl bounds t
 
 
 class UserSessions:
-    """Authenticated sessions per user in this process, capped at Imap__MaxConnectionsPerUser."""
+    """Authenticated sessions per user, capped at Imap__MaxConnectionsPerUser: counted in this
+    process, or across the daemon's workers with `counts` (relate.protocol.limits)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, counts: limits.SharedCounts | None = None) -> None:
         self.limit = limit
-        self._counts: Counter[int] = Counter()
+        self._counts: Counter[int] = Counter()  # by user id, when counted in this process
+        self._shared = counts
 
     def acquire(self, user_id: int) -> bool:
+        shared = self._shared
+        if shared is not None:
+            key = limits.user_key(user_id)
+            with shared.locked():
+                if shared.count(key) >= self.limit:
+                    return False
+                shared.add(key)
+            return True
         if self._counts[user_id] >= self.limit:
             return False
         self._counts[user_id] += 1
         return True
 
     def release(self, user_id: int) -> None:
+        shared = self._shared
+        if shared is not None:
+            with shared.locked():
+                shared.remove(limits.user_key(user_id))
+            return
         self._counts[user_id] -= 1
         if self._counts[user_id] <= 0:
             del self._counts[user_id]
-
-    def count(self, user_id: int) -> int:
-        return self._counts[user_id]
 
 
 def starttls(session: Session, command: c.StartTls) -> Done | None:

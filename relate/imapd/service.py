@@ -8,6 +8,7 @@ from relate.config import Settings
 from relate.imapd.authcmds import UserSessions
 from relate.imapd.responses import untagged
 from relate.imapd.session import Session
+from relate.protocol import limits
 from relate.protocol.connection import Connection
 from relate.protocol.server import Listener
 
@@ -20,8 +21,9 @@ def refuse(conn: Connection, reason: str) -> None:
 
 
 def handler(settings: Settings) -> Callable[[Connection], None]:
-    """The session runner every IMAP listener of one process shares (one per-user count)."""
-    sessions = UserSessions(settings.imap.max_connections_per_user)
+    """The session runner every IMAP listener of one process shares (one per-user count, with
+    the other workers' when the daemon has several)."""
+    sessions = UserSessions(settings.imap.max_connections_per_user, limits.shared())
 
     def serve(conn: Connection) -> None:
         Session(conn, settings, sessions).run()

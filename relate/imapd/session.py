@@ -108,7 +108,7 @@ class Session:
     def __init__(self, conn: Connection, settings: Settings, sessions: authcmds.UserSessions) -> None:
         self.conn = conn  # the client; replies go out through send()/flush()
         self.settings = settings
-        self.sessions = sessions  # per-user connection counts of this process (Imap__MaxConnectionsPerUser)
+        self.sessions = sessions  # per-user connection counts (Imap__MaxConnectionsPerUser)
         self.log = conn.log  # "[conn_id peer]" prefixed
         self.state = State.NOT_AUTHENTICATED  # RFC 9051 §3; LOGOUT ends the loop
         self.enabled = Enabled()  # ENABLEd extensions; replaced after STARTTLS

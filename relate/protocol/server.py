@@ -4,8 +4,10 @@ Invariants:
 - One greenlet per connection; the handler is plain blocking code on a `Connection`.
 - Limits are enforced at accept, before any handshake or greeting: at most
   `Network__MaxConnections` sessions in the group and `Network__MaxConnectionsPerIp` per
-  client (per address for IPv4, per /64 for IPv6, since one host owns a whole /64). Refused
-  clients get the listener's `refuse` reply and are closed; they never count as sessions.
+  client (per address for IPv4, per /64 for IPv6, since one host owns a whole /64), counted
+  in the process, or across the daemon's workers when it has several (`counts`,
+  relate.protocol.limits). Refused clients get the listener's `refuse` reply and are closed;
+  they never count as sessions.
 - Implicit-TLS handshakes (RFC 8314 §3.3) happen inside the connection's greenlet with a
   deadline, so a client that never handshakes holds up nobody else.
 - Nothing a handler raises escapes its greenlet: I/O endings are logged as one line, anything
@@ -37,7 +39,7 @@ from gevent.server import StreamServer
 
 from relate import metrics
 from relate.config import ConfigError, Settings
-from relate.protocol import tls
+from relate.protocol import limits, tls
 from relate.protocol.connection import (
     HANDSHAKE_TIMEOUT,
     Connection,
@@ -97,11 +99,14 @@ class ServiceGroup:
         ssl_context: SslContexts = None,
         *,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        counts: limits.SharedCounts | None = None,
     ):
         """`ssl_context`: one context for every listener, a factory called with the
-        listener's protocol, or None for `tls.server_context(settings, protocol)`."""
+        listener's protocol, or None for `tls.server_context(settings, protocol)`.
+        `counts`: the daemon's, when the limits count across its workers."""
         self.settings = settings
         self.handshake_timeout = handshake_timeout
+        self._counts = counts  # None: the limits count this process's sessions
         self._ssl_context = ssl_context
         self._listeners: dict[str, Listener] = {}  # by name, in add() order
         self._servers: dict[str, StreamServer] = {}  # by listener name, once started
@@ -295,15 +300,14 @@ class ServiceGroup:
             local_port=self._ports[listener.name],
         )
         key = limit_key(conn.peer[0])
+        counts = self._counts
         # No switch between this check and the increments below, so counts cannot race.
         if self._shutdown.is_set():
             reason, overloaded = "server shutting down", True
-        elif len(self._connections) >= self.settings.max_connections:
-            reason, overloaded = "too many connections", True
-        elif self._per_client[key] >= self.settings.max_connections_per_ip:
-            reason, overloaded = f"too many connections from {conn.peer[0]}", False
+        elif counts is None:
+            reason, overloaded = self._over_limit(len(self._connections), self._per_client[key], conn.peer[0])
         else:
-            reason, overloaded = "", False
+            reason, overloaded = self._admit_across_workers(counts, key, conn.peer[0])
         if reason:
             metrics.incr(listener.tls_protocol, "connections_refused")
             self._refuse(listener, conn, reason, overloaded)
@@ -313,12 +317,34 @@ class ServiceGroup:
         self._per_client[key] += 1
         try:
             self._run_session(listener, conn)
-        finally:
-            conn.close()
+        finally:  # uncounted before the close: a client that sees it finds its place free
             self._connections.discard(conn)
             self._per_client[key] -= 1
             if self._per_client[key] <= 0:
                 del self._per_client[key]
+            if counts is not None:
+                with counts.locked():
+                    counts.remove(limits.ALL)
+                    counts.remove(limits.client_key(key))
+            conn.close()
+
+    def _over_limit(self, sessions: int, from_client: int, ip: str) -> tuple[str, bool]:
+        """Why a new session is refused ("" when it is not), and whether the whole group is full."""
+        if sessions >= self.settings.max_connections:
+            return "too many connections", True
+        if from_client >= self.settings.max_connections_per_ip:
+            return f"too many connections from {ip}", False
+        return "", False
+
+    def _admit_across_workers(self, counts: limits.SharedCounts, key: str, ip: str) -> tuple[str, bool]:
+        """`_over_limit` with every worker's sessions, and the new one counted when admitted."""
+        client = limits.client_key(key)
+        with counts.locked():
+            reason, overloaded = self._over_limit(counts.count(limits.ALL), counts.count(client), ip)
+            if not reason:
+                counts.add(limits.ALL)
+                counts.add(client)
+        return reason, overloaded
 
     def _run_session(self, listener: Listener, conn: Connection) -> None:
         conn.log.info("connected to %s (port %d)", listener.name, conn.local_port)
@@ -339,7 +365,6 @@ class ServiceGroup:
             metrics.incr(listener.tls_protocol, "sessions_failed")
             outcome = "closed after an internal error"
         finally:
-            conn.close()
             conn.log.info("%s after %.1fs", outcome, time.monotonic() - conn.opened_at)
 
     def _refuse(self, listener: Listener, conn: Connection, reason: str, overloaded: bool) -> None:

@@ -4,6 +4,7 @@ passed on, and a worker that cannot start stopping the daemon."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from relate.protocol import shm
+from relate.protocol import balance, shm
 from tests.protocol.test_balance import _established, _free_port, _workers
 from tests.store.migrations import fresh_pg  # noqa: F401 (a fixture: a database of the test's own)
 
@@ -58,11 +59,16 @@ def _wait_for(condition: object, what: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:  # noqa: F811
-    port = _free_port()
-    env = _env(tmp_path, fresh_pg, port)
+def _migrate(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "relate", "migrate"], cwd=REPO, env=env, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def running_daemon(tmp_path: Path, url: str, **more: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """An IMAP daemon with two workers, both accepting, on a port of its own (settings `more`)."""
+    port = _free_port()
+    env = _env(tmp_path, url, port, **more)
+    _migrate(env)
     env["Database__AutoMigrate"] = "false"
     with open(tmp_path / "imapd.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "relate.imapd"], cwd=REPO, env=env, stdout=log,
@@ -77,6 +83,11 @@ def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[byt
             return len(seen) == 2
 
         _wait_for(both_accept, "both workers accepting")
+        table = balance.Table(balance.table_path(proc.pid))
+        try:  # the probes are over: the next connections are spread by the counts they publish
+            _wait_for(lambda: not any(table._slots[1::2]), "the probes' sessions over")
+        finally:
+            table.close()
         yield proc, port
     finally:
         if proc.poll() is None:
@@ -87,6 +98,12 @@ def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[byt
                 proc.kill()  # its workers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
                 proc.wait()
         shm.remove_files_of(proc.pid)  # left behind only by a daemon killed outright
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, fresh_pg: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:  # noqa: F811
+    with running_daemon(tmp_path, fresh_pg) as running:
+        yield running
 
 
 def test_workers_share_the_port_and_the_connections(daemon: tuple[subprocess.Popen[bytes], int]) -> None:
