@@ -53,6 +53,7 @@ def run(protocol: str, listeners: Callable[[Settings], list[Listener]], *, searc
     if not getattr(settings, protocol).enabled:
         log.info("%s is disabled (%s__Enabled=false); exiting", protocol.upper(), section)
         return 0
+    shm.sweep()  # what daemons killed outright left in shared memory
     if settings.workers > 1:
         return _supervise(protocol, listeners, settings, search_indexer, worker_init)
     return _serve(protocol, listeners, settings, search_indexer)
@@ -119,6 +120,7 @@ def _supervise(protocol: str, listeners: Callable[[Settings], list[Listener]], s
     for name, sock in sockets.items():
         log.info("%s listening on %s:%d (%d workers)", name, settings.bind_address, sock.getsockname()[1],
                  settings.workers)
+    shm.remove_files_of(os.getpid())  # none are ours yet: a killed daemon's that had this pid
     workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, its column (relate.protocol.limits)
     stopping: list[int] = []  # the signals received
     handles: list[Any] = []

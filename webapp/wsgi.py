@@ -13,6 +13,8 @@ Every worker accepts one connection at a time (gevent's servers take up to 100 p
 by default), and leaves a new connection to the other workers while it holds more than the
 least loaded of them (relate.protocol.balance): otherwise the first worker to wake takes a whole burst
 of new keep-alive connections and serves them alone while the other workers idle.
+Before that, each worker removes the tables in shared memory of masters (and daemons) that
+were killed outright and could not remove their own (relate.protocol.shm.sweep).
 """
 
 from gevent import monkey
@@ -25,7 +27,7 @@ from gevent.baseserver import BaseServer  # noqa: E402
 
 from relate import metrics, store  # noqa: E402
 from relate.config import ConfigError, load_settings  # noqa: E402
-from relate.protocol import balance  # noqa: E402
+from relate.protocol import balance, shm  # noqa: E402
 from relate.protocol.log import setup_logging  # noqa: E402
 from relate.store import searchindex  # noqa: E402
 from webapp import create_app  # noqa: E402
@@ -43,6 +45,7 @@ except (ConfigError, store.StoreError) as exc:
     raise SystemExit(1) from None
 
 BaseServer.max_accept = ACCEPT_PER_WAKEUP
+shm.sweep()  # the tables of gunicorn masters (or daemons) killed outright
 balance.install()
 metrics.start_flusher()
 searchindex.start()  # messages sent through the API are indexed after their commit

@@ -4,7 +4,9 @@ workers, a protocol daemon's workers (Network__Workers).
 Invariants:
 - A table is a file named relate-<kind>-<parent pid> (`shared_file`), in /dev/shm, or the
   temporary directory when /dev/shm is not writable. A daemon removes its files when it
-  exits (relate.daemon); the API's last worker out removes its table (relate.protocol.balance).
+  exits (relate.daemon); the API's last worker out removes its table (relate.protocol.balance);
+  files left by a parent killed outright are removed by the next daemon or API to start
+  (`sweep`).
 - Every process maps the file itself, sees it as 64-bit integers, and changes it under an
   exclusive flock on its own open file. An open file is never shared across fork: a flock
   belongs to the open file, so a parent's inherited descriptor would hold its lock in the child.
@@ -15,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import mmap
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("relate.protocol.shm")
 
 NAME = re.compile(r"relate-[a-z]+-(\d+)")  # what shared_file names
 
@@ -62,6 +67,27 @@ def remove_files_of(parent_pid: int) -> None:
     for path, pid in _files(shared_dir()):
         if pid == parent_pid:
             path.unlink(missing_ok=True)
+
+
+def sweep(directory: Path | None = None) -> list[Path]:
+    """Remove the tables of parents that are gone (killed outright, they never removed theirs);
+    the paths removed. A daemon and the API call it as they start.
+
+    A live parent's files stay. So does the file of a dead parent whose pid an unrelated
+    process has taken since: nothing here can tell it from a live parent's, and it is only a
+    file in memory; a sweep after that process has ended removes it. A daemon that has been
+    given a dead daemon's pid (a container's pid 1, restarted) removes that one's files
+    itself (relate.daemon). Pids are those of this pid namespace: a directory shared between
+    containers is not supported (their parents' pids, and so the file names, could be the same).
+    """
+    removed = []
+    for path, pid in _files(directory or shared_dir()):
+        if not alive(pid):
+            with contextlib.suppress(OSError):  # removed already, or another user's
+                path.unlink()
+                removed.append(path)
+                log.info("removed %s: process %d, whose workers shared it, is gone", path, pid)
+    return removed
 
 
 class SharedInts:

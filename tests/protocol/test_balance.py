@@ -126,7 +126,8 @@ def _accepting_workers(port: int, master: int, workers: int) -> None:
             seen.update(pid for pid in _workers(master) if _established(pid, port))
 
 
-def test_keep_alive_connections_spread_over_the_workers(tmp_path: Path) -> None:
+def _gunicorn(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """The API under gunicorn with gevent `workers`, listening (its workers may still be starting)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("Api__", "ConnectionStrings__"))}
     env.update({
         "PYTHONPATH": str(REPO),
@@ -138,19 +139,25 @@ def test_keep_alive_connections_spread_over_the_workers(tmp_path: Path) -> None:
     env["Database__AutoMigrate"] = "false"
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gevent", "-b", f"127.0.0.1:{port}", "--workers", "2",
+        [sys.executable, "-m", "gunicorn", "-k", "gevent", "-b", f"127.0.0.1:{port}", "--workers", str(workers),
          "--graceful-timeout", "2", "--log-level", "warning", "webapp.wsgi:app"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError("gunicorn did not start") from None
+            time.sleep(0.05)
+
+
+def test_keep_alive_connections_spread_over_the_workers(tmp_path: Path) -> None:
+    server, port = _gunicorn(tmp_path, 2)
     clients: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.05)
         _accepting_workers(port, server.pid, 2)
         # One keep-alive connection after another, each served before the next: without
         # balancing, whichever worker wakes first takes each, and the split is a coin's.
@@ -167,3 +174,23 @@ def test_keep_alive_connections_spread_over_the_workers(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert not balance.table_path(server.pid).exists()  # the last worker out removed the table
+
+
+def test_an_api_worker_removes_the_tables_of_masters_killed_outright(tmp_path: Path, other_process: int) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale, kept = balance.table_path(gone.pid), balance.table_path(other_process)
+    try:
+        stale.write_bytes(bytes(16))
+        kept.write_bytes(bytes(16))
+        server, port = _gunicorn(tmp_path, 1)
+        try:
+            _accepting_workers(port, server.pid, 1)  # its worker has imported webapp.wsgi
+            assert not stale.exists()
+            assert kept.exists()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        stale.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)

@@ -160,3 +160,21 @@ def test_several_workers_need_postgresql(tmp_path: Path) -> None:
                           text=True, timeout=60)
     assert done.returncode == 1
     assert "Network__Workers=2: several workers need PostgreSQL" in done.stderr
+
+
+def test_a_starting_daemon_removes_the_files_of_daemons_killed_outright(tmp_path: Path, fresh_pg: str) -> None:  # noqa: F811
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stale, kept = shm.shared_file("limits", gone.pid), shm.shared_file("workers", alive.pid)
+    try:
+        stale.write_bytes(bytes(16))
+        kept.write_bytes(bytes(16))
+        with running_daemon(tmp_path, fresh_pg):
+            assert not stale.exists()
+            assert kept.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+        stale.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)

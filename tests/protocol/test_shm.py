@@ -78,3 +78,22 @@ def test_shared_files_are_named_after_the_parent() -> None:
     path = shm.shared_file("workers", os.getpid())
     assert path.name == f"relate-workers-{os.getpid()}"
     assert path.parent == shm.shared_dir()
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+def test_sweep_removes_the_files_of_dead_parents_only(tmp_path: Path) -> None:
+    dead, live = _dead_pid(), os.getpid()
+    stale = [tmp_path / f"relate-{kind}-{dead}" for kind in ("workers", "recent", "limits")]
+    kept = [tmp_path / f"relate-workers-{live}", tmp_path / f"relate-limits-{live}",
+            tmp_path / "relate-workers-1",  # init, or someone else's process: alive either way
+            tmp_path / f"relate-notes-{dead}.txt", tmp_path / f"other-{dead}"]  # not ours
+    for path in stale + kept:
+        path.write_bytes(b"\0" * 16)
+    assert sorted(shm.sweep(tmp_path)) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    assert shm.sweep(tmp_path) == []
