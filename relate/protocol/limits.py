@@ -65,7 +65,8 @@ def user_key(user_id: int) -> int:
 
 def table_slots(max_connections: int) -> int:
     """Entries for a daemon admitting `max_connections` sessions: each counts under at most two
-    keys besides ALL (its client, its user), and the table stays at most half full."""
+    keys besides ALL (its client, its user), so the table stays at most half full, up to
+    16,384 sessions (65,536 entries, the most it has)."""
     slots = 1 << 10
     while slots < 4 * max_connections and slots < 1 << 16:
         slots <<= 1
