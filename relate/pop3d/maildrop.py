@@ -9,7 +9,7 @@ Invariants:
 - RETR marks a message \\Seen. The flags are written in batches (`flush_seen`), through the
   store, which commits and emits the change events IMAP and the web follow. Batches go out
   when the client pauses, when many are pending, at QUIT and when the session ends.
-- Sizes are the wire sizes of relate.pop3d.wire, computed once per message from the stored
+- Sizes are the wire sizes of relate.message.crlf, computed once per message from the stored
   bytes. Reading those bytes for STAT/LIST keeps them (dot-stuffed, ready to send) for RETR,
   within a per-session and a process-wide budget; what does not fit is read again at RETR.
 """
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from relate import metrics
+from relate.message import crlf
 from relate.pop3d import wire
 from relate.pop3d.errors import Pop3Error
 from relate.pop3d.limits import Limits
@@ -58,7 +59,7 @@ class Message:
     body_id: int  # the stored body
     stored_size: int  # octets as stored
     seen: bool  # \Seen as of login, or set by RETR in this session
-    size: int | None = None  # wire size (relate.pop3d.wire); None until first read
+    size: int | None = None  # wire size (relate.message.crlf); None until first read
     deleted: bool = False  # marked by DELE, cleared by RSET
 
 
@@ -160,7 +161,7 @@ class Maildrop:
                     raise Pop3Error(f"message {m.number} was removed by another session")
                 m.size = m.stored_size  # keeps STAT and LIST consistent for the session
                 continue
-            form = wire.wire_form(raw)
+            form = crlf.wire_form(raw)
             m.size = len(form)
             stuffed = wire.dot_stuff(form)
             if m is wanted:

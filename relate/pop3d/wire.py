@@ -1,13 +1,9 @@
-"""The POP3 wire form of a stored message, and the reply builders. Pure: bytes in, bytes out.
+"""The POP3 replies and what POP3 does to a stored message. Pure: bytes in, bytes out.
 
 What "byte-exact" means for Relate Mail (RFC 1939 §3, §11):
-- The message a client receives is the stored message with every line ending as CRLF: a
-  bare LF becomes CRLF; CRLF and a lone CR are left as they are; every other octet (8-bit,
-  NUL, binary-looking bodies) is sent unchanged. A message stored with CRLF throughout is
-  sent exactly as stored.
-- A non-empty message that does not end with a line ending gets one CRLF appended: every
-  line of a multi-line response ends in CRLF, so that is the only way to send its last line.
-  An empty message is sent as no lines at all.
+- The message a client receives is the stored message's wire form (relate.message.crlf):
+  every line ending CRLF, every other octet unchanged, a CRLF after a last line without one,
+  nothing at all for an empty message.
 - The size STAT, LIST and RETR report is the length of that wire form: exactly the octets
   of the message the client receives, before dot-stuffing and without the closing ".CRLF".
 - Dot-stuffing (RFC 1939 §3) doubles a "." that starts a line, on the wire only; clients
@@ -18,26 +14,9 @@ All of this runs on whole messages with bytes.replace/find (C loops), never per 
 
 from __future__ import annotations
 
-CRLF = b"\r\n"
+from relate.message.crlf import CRLF
+
 TERMINATOR = b".\r\n"  # ends every multi-line response (RFC 1939 §3)
-
-
-def wire_form(raw: bytes) -> bytes:
-    """The stored message with CRLF line endings, ending in CRLF unless empty."""
-    if raw.count(b"\n") != raw.count(CRLF):
-        # Every LF becomes CRLF once: existing CRLFs collapse to LF first, so none doubles.
-        raw = raw.replace(CRLF, b"\n").replace(b"\n", CRLF)
-    if raw and not raw.endswith(b"\n"):
-        raw += CRLF
-    return raw
-
-
-def wire_size(raw: bytes) -> int:
-    """len(wire_form(raw)) without building it."""
-    size = len(raw) + raw.count(b"\n") - raw.count(CRLF)
-    if raw and not raw.endswith(b"\n"):
-        size += 2
-    return size
 
 
 def dot_stuff(wire: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """Real POP3 clients, fetchmail and getmail6, download a mailbox of tricky messages (dots,
 bare LFs, no final newline, 8-bit and binary-looking bodies, a 10 MB attachment) and write
-them to files, which must hold exactly what the store holds (relate.pop3d.wire's rules).
+them to files, which must hold exactly what the store holds (relate.message.crlf's rules).
 
 fetchmail delivers through an MDA that writes each message unchanged (`invisible`, `no
 stripcr`, `no rewrite` keep fetchmail from adding or changing anything), so the files must

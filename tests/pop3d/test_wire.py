@@ -1,4 +1,5 @@
-"""relate.pop3d.wire: CRLF wire form, sizes, dot-stuffing, TOP and UIDL. Pure, table-driven."""
+"""relate.message.crlf (the wire form and its size) and relate.pop3d.wire (dot-stuffing, TOP and
+UIDL). Pure, table-driven."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import random
 
 import pytest
 
+from relate.message import crlf
 from relate.pop3d import wire
 from tests.pop3d.tricky import on_the_wire, tricky_messages
 
@@ -26,14 +28,14 @@ WIRE_CASES = [
 
 @pytest.mark.parametrize(("raw", "expected"), WIRE_CASES)
 def test_wire_form(raw: bytes, expected: bytes) -> None:
-    assert wire.wire_form(raw) == expected
-    assert wire.wire_size(raw) == len(expected)
+    assert crlf.wire_form(raw) == expected
+    assert crlf.wire_size(raw) == len(expected)
     assert on_the_wire(raw) == expected
 
 
 def test_wire_form_of_crlf_message_is_the_same_object() -> None:
     raw = b"Subject: x\r\n\r\nbody\r\n"
-    assert wire.wire_form(raw) is raw
+    assert crlf.wire_form(raw) is raw
 
 
 def test_wire_form_matches_reference_on_random_bytes() -> None:
@@ -41,8 +43,8 @@ def test_wire_form_matches_reference_on_random_bytes() -> None:
     alphabet = b"ab.\r\n\x00\xff"
     for _ in range(2000):
         raw = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
-        assert wire.wire_form(raw) == on_the_wire(raw), raw
-        assert wire.wire_size(raw) == len(on_the_wire(raw)), raw
+        assert crlf.wire_form(raw) == on_the_wire(raw), raw
+        assert crlf.wire_size(raw) == len(on_the_wire(raw)), raw
 
 
 STUFF_CASES = [
@@ -69,7 +71,7 @@ def unstuff(stuffed: bytes) -> bytes:
 
 @pytest.mark.parametrize(("name", "raw"), tricky_messages(big=False))
 def test_stuffed_message_never_ends_early_and_round_trips(name: str, raw: bytes) -> None:
-    stuffed = wire.dot_stuff(wire.wire_form(raw))
+    stuffed = wire.dot_stuff(crlf.wire_form(raw))
     sent = stuffed + wire.TERMINATOR
     assert sent.find(b"\r\n.\r\n") == len(stuffed) - 2 or stuffed == b""
     assert unstuff(stuffed) == on_the_wire(raw)

@@ -54,7 +54,7 @@ def tricky_messages(big: bool = True) -> list[tuple[str, bytes]]:
 
 
 def on_the_wire(raw: bytes) -> bytes:
-    """What a client that keeps CRLF receives, restated independently of relate.pop3d.wire:
+    """What a client that keeps CRLF receives, restated independently of relate.message.crlf:
     every LF not preceded by CR gets one, and a last line without terminator gets CRLF."""
     out = re.sub(rb"(?<!\r)\n", b"\r\n", raw)
     if out and not out.endswith(b"\n"):
