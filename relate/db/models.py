@@ -197,6 +197,9 @@ class MessageBody(Base):
     # APPEND leave it to the database's default (false on PostgreSQL; true on SQLite, which
     # has no such indexes); relate.store.searchindex sets it; bulk loads insert it true.
     indexed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # Octets of the message as POP3 sends it (relate.message.crlf.wire_size), stored with
+    # the body (alembic 0009). NULL for bodies stored before: POP3 computes those from `raw`.
+    wire_size: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Entry(Base):

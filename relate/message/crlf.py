@@ -8,7 +8,8 @@ Rules (relate.pop3d.wire says what POP3 makes of them):
   line of a multi-line response ends in CRLF, so that is the only way to send its last line.
   An empty message stays empty.
 
-Pure, so that the store may compute sizes too. Both run over the whole message with
+`wire_size` is stored with every body at delivery (message_bodies.wire_size), so that POP3
+need not read the bodies to answer STAT and LIST. Both run over the whole message with
 bytes.count/replace (C loops), never per line in Python.
 """
 

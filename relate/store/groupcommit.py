@@ -289,7 +289,7 @@ WITH guard (ok) AS (
 bodies AS (
     INSERT INTO message_bodies (sha256, size, raw, meta, message_id, subject, from_address, from_display,
                                 to_text, sent_date, preview, has_attachments, attachment_count, thread_id,
-                                search_text, created_at)
+                                search_text, created_at, wire_size)
     SELECT * FROM (VALUES {bodies}) v WHERE (SELECT ok FROM guard)
     ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
     RETURNING id, sha256
@@ -327,7 +327,7 @@ JOIN notes n ON n.mailbox_id = i.mailbox_id AND n.position = i.uid - a.first_uid
 """
 _BODY_ROW = (
     "(%s::varchar, %s::bigint, %s::bytea, %s::jsonb, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::text,"
-    " %s::timestamptz, %s::varchar, %s::boolean, %s::integer, %s::varchar, %s::text, %s::timestamptz)"
+    " %s::timestamptz, %s::varchar, %s::boolean, %s::integer, %s::varchar, %s::text, %s::timestamptz, %s::bigint)"
 )
 _FINGERPRINT_ROW = "(%s::integer, %s::text)"
 _WANTED_ROW = "(%s::integer, %s::bigint)"

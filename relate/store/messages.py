@@ -61,7 +61,7 @@ from sqlalchemy import (
 
 from relate.db import get_engine
 from relate.db.models import Address, Domain, Entry, Expunged, Mailbox, MessageBody
-from relate.message import ParsedMessage, parse_message
+from relate.message import ParsedMessage, crlf, parse_message
 from relate.store import events as ev
 from relate.store import filters, pgnotify
 from relate.store.errors import InvalidInput, NotFound
@@ -250,9 +250,10 @@ def meta_json(parsed: ParsedMessage) -> dict[str, object]:
 
 def body_row(raw: bytes, parsed: ParsedMessage, now: dt.datetime) -> dict[str, object]:
     """The message_bodies row for one message, in column order. The one definition that
-    delivery, APPEND, group commit and bulk loading all store. It leaves `indexed` to the
-    column's default: on PostgreSQL a new body is stored unindexed, so its commit computes no
-    search document, and relate.store.searchindex indexes it afterwards."""
+    delivery, APPEND, group commit and bulk loading all store. It carries the POP3 size
+    (`wire_size`, relate.message.crlf), so POP3 reads no body for STAT or LIST. It leaves
+    `indexed` to the column's default: on PostgreSQL a new body is stored unindexed, so its
+    commit computes no search document, and relate.store.searchindex indexes it afterwards."""
     addresses = [parsed.from_addr, *(a for _, a in parsed.to), *(a for _, a in parsed.cc)]
     names = [n for n, _ in (*parsed.to, *parsed.cc) if n]
     return {
@@ -272,6 +273,7 @@ def body_row(raw: bytes, parsed: ParsedMessage, now: dt.datetime) -> dict[str, o
         "thread_id": parsed.thread_id[:64],
         "search_text": parsed.text,
         "created_at": now,
+        "wire_size": crlf.wire_size(raw),
     }
 
 
@@ -446,10 +448,11 @@ _PG_APPEND = (
     # One statement: the body (an existing one is locked, not rewritten, which keeps a
     # concurrent body GC away until we commit), the claim of one UID and a MODSEQ, the entry.
     "WITH body AS (INSERT INTO message_bodies (sha256, size, raw, meta, message_id, subject, from_address, "
-    "from_display, to_text, sent_date, preview, has_attachments, attachment_count, thread_id, search_text, created_at) "
+    "from_display, to_text, sent_date, preview, has_attachments, attachment_count, thread_id, search_text, created_at, "
+    "wire_size) "
     "VALUES (%(sha256)s, %(size)s, %(raw)s, %(meta)s::jsonb, %(message_id)s, %(subject)s, %(from_address)s, "
     "%(from_display)s, %(to_text)s, %(sent_date)s, %(preview)s, %(has_attachments)s, %(attachment_count)s, "
-    "%(thread_id)s, %(search_text)s, %(created_at)s) "
+    "%(thread_id)s, %(search_text)s, %(created_at)s, %(wire_size)s) "
     "ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING id), "
     "box AS ({claim}), "
     "entry AS (INSERT INTO entries (user_id, mailbox_id, body_id, uid, modseq, size, thread_id, internal_date, "
