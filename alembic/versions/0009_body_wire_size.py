@@ -7,8 +7,8 @@ a POP3 session read every body of the maildrop at its first STAT or LIST.
 
 Upgrade adds the column as NULL with no default: on PostgreSQL that only changes the
 catalogue and on SQLite the table's definition, so no stored row is read or rewritten,
-however many there are. Bodies stored before keep NULL; POP3 computes their size from the
-stored bytes, as it did for every body before.
+however many there are. Bodies stored before keep NULL until POP3 first reads them, computes
+their size and writes it back (relate.store.pop3.store_wire_sizes).
 
 Downgrade drops the column (on SQLite with its own ALTER TABLE ... DROP COLUMN, 3.35 and
 later, never by recreating the table, see 0005); the sizes are computed again after the

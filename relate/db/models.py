@@ -198,7 +198,8 @@ class MessageBody(Base):
     # has no such indexes); relate.store.searchindex sets it; bulk loads insert it true.
     indexed: Mapped[bool] = mapped_column(Boolean, nullable=False)
     # Octets of the message as POP3 sends it (relate.message.crlf.wire_size), stored with
-    # the body (alembic 0009). NULL for bodies stored before: POP3 computes those from `raw`.
+    # the body (alembic 0009). NULL for bodies stored before: POP3 computes those from `raw`
+    # and writes the size back (relate.store.pop3.store_wire_sizes).
     wire_size: Mapped[int | None] = mapped_column(BigInteger)
 
 

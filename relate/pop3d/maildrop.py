@@ -9,9 +9,14 @@ Invariants:
 - RETR marks a message \\Seen. The flags are written in batches (`flush_seen`), through the
   store, which commits and emits the change events IMAP and the web follow. Batches go out
   when the client pauses, when many are pending, at QUIT and when the session ends.
-- Sizes are the wire sizes of relate.message.crlf, computed once per message from the stored
-  bytes. Reading those bytes for STAT/LIST keeps them (dot-stuffed, ready to send) for RETR,
-  within a per-session and a process-wide budget; what does not fit is read again at RETR.
+- Sizes are the wire sizes of relate.message.crlf, stored with each body: STAT, LIST and UIDL
+  read no message. A body stored before the size was kept (NULL) is read in batches at the
+  first STAT/LIST, its size computed and written back (relate.store.pop3.store_wire_sizes,
+  best effort: a failure costs only the next session the same read). Bodies read that way or
+  read ahead at RETR are kept (dot-stuffed, ready to send) within a per-session and a
+  process-wide budget; what does not fit is read again at RETR.
+- Whatever the stored size says, a body read from the store sets its message's size from the
+  octets it sends, so RETR's +OK always gives the size of what follows.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ class Message:
     body_id: int  # the stored body
     stored_size: int  # octets as stored
     seen: bool  # \Seen as of login, or set by RETR in this session
-    size: int | None = None  # wire size (relate.message.crlf); None until first read
+    size: int | None = None  # wire size (relate.message.crlf): stored, or computed at first read
     deleted: bool = False  # marked by DELE, cleared by RSET
 
 
@@ -84,7 +89,7 @@ class Maildrop:
         """Snapshot the user's INBOX now."""
         inbox = pop3_store.inbox_listing(user_id)
         listed = [
-            Message(number=i, uid=e.uid, body_id=e.body_id, stored_size=e.size, seen=e.seen)
+            Message(number=i, uid=e.uid, body_id=e.body_id, stored_size=e.size, seen=e.seen, size=e.wire_size)
             for i, e in enumerate(inbox.entries, start=1)
         ]
         return cls(user_id, inbox.mailbox_id, inbox.uid_validity, listed, limits, origin)
@@ -108,7 +113,7 @@ class Maildrop:
         return wire.unique_id(self.uid_validity, msg.uid)
 
     def ensure_sizes(self) -> None:
-        """Compute the wire size of every visible message that has none yet."""
+        """Compute the wire size of every visible message that has none stored."""
         missing = [m for m in self.visible() if m.size is None]
         for batch in self._batches(missing):
             self._fetch(batch)
@@ -151,24 +156,43 @@ class Maildrop:
             yield batch
 
     def _fetch(self, batch: list[Message], wanted: Message | None = None) -> bytes:
-        """Read `batch` from the store, set each size, cache what fits; returns `wanted`'s form."""
+        """Read `batch` from the store, set each size, cache what fits; returns `wanted`'s form.
+        Sizes that were not stored are written back."""
         bodies = pop3_store.raw_bodies([m.body_id for m in batch])
         result = b""
+        learned: dict[int, int] = {}  # body id -> wire size, for bodies stored without one
         for m in batch:
             raw = bodies.get(m.body_id)
             if raw is None:  # removed elsewhere and its body collected since login
                 if m is wanted:
                     raise Pop3Error(f"message {m.number} was removed by another session")
-                m.size = m.stored_size  # keeps STAT and LIST consistent for the session
+                if m.size is None:
+                    m.size = m.stored_size  # keeps STAT and LIST consistent for the session
                 continue
             form = crlf.wire_form(raw)
+            if m.size is None:
+                learned[m.body_id] = len(form)
+            elif m.size != len(form):
+                self.log.warning("message %d: stored POP3 size %d, sending %d octets", m.number, m.size, len(form))
             m.size = len(form)
             stuffed = wire.dot_stuff(form)
             if m is wanted:
                 result = stuffed
             else:
                 self._remember(m, stuffed)
+        if learned:
+            self._store_sizes(learned)
         return result
+
+    def _store_sizes(self, sizes: dict[int, int]) -> None:
+        """Write back sizes computed from bodies that were stored without one. Never raises:
+        the sizes are right for this session either way."""
+        try:
+            pop3_store.store_wire_sizes(sizes)
+        except TemporaryFailure:
+            self.log.warning("could not store the POP3 size of %d message(s)", len(sizes))
+        except Exception:
+            self.log.exception("storing POP3 sizes failed")
 
     def _remember(self, msg: Message, data: bytes) -> None:
         n = len(data)

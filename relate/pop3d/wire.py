@@ -6,6 +6,8 @@ What "byte-exact" means for Relate Mail (RFC 1939 §3, §11):
   nothing at all for an empty message.
 - The size STAT, LIST and RETR report is the length of that wire form: exactly the octets
   of the message the client receives, before dot-stuffing and without the closing ".CRLF".
+  It is stored with the body at delivery (message_bodies.wire_size); relate.pop3d.maildrop
+  computes it from the body only for bodies stored before that column existed.
 - Dot-stuffing (RFC 1939 §3) doubles a "." that starts a line, on the wire only; clients
   remove it again. TOP sends the header, the blank line and the first n body lines.
 

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
+from relate import db
 from relate.config import Settings
+from relate.db.models import MessageBody
 from relate.pop3d.limits import Limits
 from relate.pop3d.service import refuse
 from relate.pop3d.session import serve
@@ -25,6 +28,7 @@ from relate.pop3d.state import Pop3Config
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import Envelope, accounts, keys, mailboxes, messages
 from tests.conftest import make_settings
+from tests.pop3d.tricky import on_the_wire
 from tests.protocol.conftest import Client, insecure_context
 
 PASSWORD_USER = "alice@pop.test"
@@ -52,6 +56,12 @@ class Account:
     def seen_uids(self) -> list[int]:
         inbox = mailboxes.get_mailbox(self.user_id, "INBOX")
         return [e.uid for e in messages.list_entries(self.user_id, inbox.id) if e.seen]
+
+
+def forget_wire_sizes(body_ids: list[int]) -> None:
+    """Make bodies look stored before alembic 0009, without their POP3 size."""
+    with db.get_engine().begin() as conn:
+        conn.execute(update(MessageBody).where(MessageBody.id.in_(body_ids)).values(wire_size=None))
 
 
 def make_account(address: str = PASSWORD_USER, scopes: str = "pop3") -> Account:
@@ -114,6 +124,20 @@ class RawClient(Client):
 def unstuff(body: bytes) -> bytes:
     """Undo dot-stuffing the way a client does (RFC 1939 §3)."""
     return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in body.split(b"\r\n"))
+
+
+def assert_exact_sizes(client: RawClient, raws: list[bytes]) -> None:
+    """STAT, LIST, LIST n and every RETR of a maildrop holding `raws` (in UID order): each
+    size is the octets of what RETR sends, which is the stored message in its wire form."""
+    sent = [on_the_wire(raw) for raw in raws]
+    assert client.command("STAT") == f"+OK {len(sent)} {sum(map(len, sent))}\r\n".encode()
+    _, listing = client.multiline("LIST")
+    assert listing == b"".join(f"{n} {len(m)}\r\n".encode() for n, m in enumerate(sent, start=1))
+    for number, expected in enumerate(sent, start=1):
+        assert client.command(f"LIST {number}") == f"+OK {number} {len(expected)}\r\n".encode()
+        status, body = client.multiline(f"RETR {number}")
+        assert status == f"+OK {len(expected)} octets\r\n".encode(), number
+        assert unstuff(body) == expected, number
 
 
 @dataclass
