@@ -11,9 +11,9 @@ Invariants:
   when the client pauses, when many are pending, at QUIT and when the session ends.
 - Sizes are the wire sizes of relate.message.crlf, stored with each body: STAT, LIST and UIDL
   read no message. A body stored before the size was kept (NULL) is read in batches at the
-  first STAT/LIST, its size computed and written back (relate.store.pop3.store_wire_sizes,
-  best effort: a failure costs only the next session the same read). Bodies read that way or
-  read ahead at RETR are kept (dot-stuffed, ready to send) within a per-session and a
+  first STAT/LIST, as every body once was, and its computed size is handed to the process's
+  writer (relate.pop3d.sizes), which stores it in the background. Bodies read that way or read
+  ahead at RETR are kept (dot-stuffed, ready to send) within a per-session and a
   process-wide budget; what does not fit is read again at RETR.
 - Whatever the stored size says, a body read from the store sets its message's size from the
   octets it sends, so RETR's +OK always gives the size of what follows.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from relate import metrics
 from relate.message import crlf
-from relate.pop3d import wire
+from relate.pop3d import sizes, wire
 from relate.pop3d.errors import Pop3Error
 from relate.pop3d.limits import Limits
 from relate.store import TemporaryFailure, messages
@@ -157,7 +157,7 @@ class Maildrop:
 
     def _fetch(self, batch: list[Message], wanted: Message | None = None) -> bytes:
         """Read `batch` from the store, set each size, cache what fits; returns `wanted`'s form.
-        Sizes that were not stored are written back."""
+        Sizes that were not stored go to the writer."""
         bodies = pop3_store.raw_bodies([m.body_id for m in batch])
         result = b""
         learned: dict[int, int] = {}  # body id -> wire size, for bodies stored without one
@@ -181,18 +181,8 @@ class Maildrop:
             else:
                 self._remember(m, stuffed)
         if learned:
-            self._store_sizes(learned)
+            sizes.writer.add(learned)
         return result
-
-    def _store_sizes(self, sizes: dict[int, int]) -> None:
-        """Write back sizes computed from bodies that were stored without one. Never raises:
-        the sizes are right for this session either way."""
-        try:
-            pop3_store.store_wire_sizes(sizes)
-        except TemporaryFailure:
-            self.log.warning("could not store the POP3 size of %d message(s)", len(sizes))
-        except Exception:
-            self.log.exception("storing POP3 sizes failed")
 
     def _remember(self, msg: Message, data: bytes) -> None:
         n = len(data)

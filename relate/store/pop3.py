@@ -8,10 +8,10 @@ Invariants:
   only for RETR and TOP, and for the sizes of bodies stored before alembic 0009 (NULL).
 - `store_wire_sizes` writes such a computed size back, so it is read once per body and not
   at every login. The size depends only on the raw bytes, which never change, so any writer
-  writes the same value: it fills NULLs only, skips rows another transaction has locked (a
-  delivery that found the same body, the body collector) instead of waiting for them, and
-  touches no indexed column (PostgreSQL may update the row in place, HOT, and computes no
-  search document).
+  writes the same value: it fills NULLs only and skips rows another transaction has locked
+  (a delivery that found the same body, the body collector) instead of waiting for them. On
+  PostgreSQL the new row version seldom fits in its page, so it costs about what indexing the
+  body for search did (relate.pop3d.sizes calls it in the background for that reason).
 - `mark_seen` is `messages.store_flags(..., "add", ["\\Seen"])` done set-wise: one UPDATE
   per chunk of UIDs instead of one per row, the same new MODSEQ for all, the same FLAGS
   change event, committed before it returns. (Row-by-row updates fire the mailbox counter

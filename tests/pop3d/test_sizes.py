@@ -1,6 +1,7 @@
 """POP3 sizes come from the store: every path that stores a body stores its wire size, STAT
 and LIST read no body, and a body stored without a size (before alembic 0009) is read once,
-sized and written back. Real sessions over loopback, on SQLite and PostgreSQL."""
+sized and written back in the background. Real sessions over loopback, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from sqlalchemy import event, select
 from relate import db
 from relate.config import Settings
 from relate.db.models import Entry, MessageBody
+from relate.pop3d import sizes
 from relate.store import Envelope, bulkload, groupcommit, mailboxes, messages
+from relate.store import pop3 as pop3_store
 from relate.submit import submit
 from tests.pop3d.conftest import Account, Pop3Server, assert_exact_sizes, forget_wire_sizes, make_account
 from tests.pop3d.tricky import on_the_wire, tricky_messages
+from tests.protocol.conftest import wait_until
+from tests.store.helpers import make_message
 
 CASES = [*tricky_messages(big=False), ("empty-message", b"")]
 FROM_AFAR = "sender@elsewhere.test"
@@ -145,6 +150,7 @@ def test_sizes_not_stored_are_read_once_and_written_back(pop3: Pop3Server, accou
     assert_exact_sizes(client, raws)
     assert client.command("QUIT").startswith(b"+OK")
     assert body_reads.take() >= 1
+    wait_until(lambda: sizes.writer.idle)
     assert stored_wire_sizes(account) == {e.uid: len(on_the_wire(raw)) for e, raw in zip(entries, raws, strict=True)}
 
     client = pop3.raw_login(account)  # the next poll: every size is stored now
@@ -153,3 +159,17 @@ def test_sizes_not_stored_are_read_once_and_written_back(pop3: Pop3Server, accou
     client.multiline("LIST")
     assert body_reads.take() == 0
     assert client.command("QUIT").startswith(b"+OK")
+
+
+def test_size_writer_keeps_a_bounded_queue(account: Account) -> None:
+    for i in range(5):
+        account.deliver(make_message(f"m{i}", body="bare\nlines\n" * i))
+    listed = pop3_store.inbox_listing(account.user_id).entries
+    forget_wire_sizes([e.body_id for e in listed])
+    writer = sizes.SizeWriter(batch=2, max_pending=3)
+    writer.add({e.body_id: e.wire_size or 0 for e in listed})  # room for the first three only
+    assert len(writer.pending) == 3
+    wait_until(lambda: writer.idle)
+    assert writer.written == 3
+    assert [e.wire_size for e in pop3_store.inbox_listing(account.user_id).entries] == [
+        *(e.wire_size for e in listed[:3]), None, None]

@@ -11,10 +11,12 @@ from sqlalchemy import Engine, inspect, select, text
 from relate import db, store
 from relate.db import migrate
 from relate.db.models import Entry, MessageBody
+from relate.pop3d import sizes
 from relate.store import mailboxes, messages
 from tests.conftest import make_settings
 from tests.pop3d.conftest import Account, assert_exact_sizes, make_account, start_server, stop_server
 from tests.pop3d.tricky import on_the_wire, tricky_messages
+from tests.protocol.conftest import wait_until
 from tests.store.migrations import bodies_without_wire_size, run_step
 
 BEFORE = "0008_entries_body_cover"
@@ -77,6 +79,7 @@ def test_wire_size_migrates_down_and_up(fresh_url: str, tmp_path: Path) -> None:
     finally:
         stop_server(server)
     # The sizes POP3 computed were written back.
+    wait_until(lambda: sizes.writer.idle)
     assert _wire_sizes(engine, account) == {uid: len(on_the_wire(raw)) for uid, raw in zip(uids, cases, strict=True)}
 
     new = b"Subject: after 0009\n\nbare LF\n"
