@@ -1,6 +1,6 @@
 """POP3 benchmark: many clients each download a whole maildrop from Relate Mail's POP3 daemon.
 
-    .venv/bin/python bench/pop3_bench.py [--clients 20] [--messages 1000] [--size 4096]
+    .venv/bin/python bench/pop3_bench.py [--clients 20] [--messages 1000] [--size 4096] [--without-sizes]
 
 What it does, all on 127.0.0.1, and then stops by itself:
 
@@ -8,6 +8,8 @@ What it does, all on 127.0.0.1, and then stops by itself:
    --admin-dsn), migrates it, adds --clients users in the domain bench.test, each with a
    `pop3` API key, and delivers --messages distinct messages of --size octets to every
    one of them (one delivery per message, addressed to all users, through the store).
+   --without-sizes then clears every body's stored POP3 size, as in a store whose mail
+   arrived before alembic 0009: the daemon reads the bodies for STAT and writes the sizes back.
 2. Starts `python -m relate.pop3d` on free ports (Tls__AllowInsecureAuth=true and plaintext
    by default, so TLS cost is not measured; --tls uses port 995 instead).
 3. Runs the load: --clients concurrent sessions, one per user, each USER/PASS, STAT, UIDL,
@@ -16,8 +18,9 @@ What it does, all on 127.0.0.1, and then stops by itself:
    Every message received is checked against the size LIST announced, and the first one
    of every session byte for byte against what was delivered.
 4. Prints messages/s and octets/s over the whole load (first connection to last QUIT), the
-   per-session figures, the CPU the daemon and the clients used and the machine's load
-   average (other work on the machine takes CPU from the daemon), then drops the database.
+   per-session figures (STAT's answer time among them), the CPU the daemon and the clients
+   used and the machine's load average (other work on the machine takes CPU from the
+   daemon), then drops the database.
    --rounds N downloads everything N times: round 1 also marks every message seen,
    later rounds find them seen already.
 """
@@ -114,6 +117,15 @@ class Database:
 
     def drop(self) -> None:
         self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+    def forget_sizes(self) -> None:
+        """Every body as stored before alembic 0009: no POP3 size."""
+        conn = psycopg2.connect(self.url)
+        try:
+            with conn, conn.cursor() as cursor:
+                cursor.execute("UPDATE message_bodies SET wire_size = NULL")
+        finally:
+            conn.close()
 
 
 def populate(db: Database, data_dir: Path, clients: int, messages: int, size: int) -> tuple[list[tuple[str, str]], bytes]:
@@ -232,6 +244,7 @@ class Session:
     octets: int = 0  # message octets as LIST reported them
     wire: int = 0  # everything received, protocol lines included
     seconds: float = 0.0
+    stat_seconds: float = 0.0  # from sending STAT to its answer
     error: str = ""
 
 
@@ -246,7 +259,9 @@ def session(port: int, tls: bool, address: str, key: str, first: bytes, pipeline
         client.line()
         client.command(f"USER {address}")
         client.command(f"PASS {key}")
+        asked = time.perf_counter()
         count = int(client.command("STAT").split()[1])
+        out.stat_seconds = time.perf_counter() - asked
         client.command("UIDL")
         client.body()
         client.command("LIST")
@@ -280,6 +295,8 @@ def main() -> int:
     parser.add_argument("--pipeline", type=int, default=1, help="RETR commands in flight per session")
     parser.add_argument("--tls", action="store_true", help="use port 995 (implicit TLS)")
     parser.add_argument("--rounds", type=int, default=1, help="download everything this many times")
+    parser.add_argument("--without-sizes", action="store_true",
+                        help="clear the stored POP3 sizes first (mail stored before alembic 0009)")
     parser.add_argument("--admin-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     args = parser.parse_args()
 
@@ -293,6 +310,8 @@ def main() -> int:
     try:
         db.fast_commits(True)
         users, first = populate(db, data_dir, args.clients, args.messages, args.size)
+        if args.without_sizes:
+            db.forget_sizes()
         db.fast_commits(False)
         proc, port, tls_port, log_path = start_daemon(db, data_dir)
         for round_number in range(1, args.rounds + 1):
@@ -319,6 +338,8 @@ def main() -> int:
             print(f"  wire octets/s     {wire / wall / 1e6:10.2f} MB/s (everything received)")
             print(f"  per session       {statistics.mean(r.seconds for r in results):10.2f}s mean, "
                   f"{max(r.seconds for r in results):.2f}s slowest")
+            print(f"  STAT              {statistics.mean(r.stat_seconds for r in results) * 1e3:10.1f} ms mean, "
+                  f"{max(r.stat_seconds for r in results) * 1e3:.1f} ms slowest")
             print(f"  daemon CPU        {cpu:10.2f}s ({cpu / wall * 100:.0f}% of one core, "
                   f"{cpu / max(total, 1) * 1e6:.0f} µs per message)")
             print(f"  client CPU        {own:10.2f}s ({own / wall * 100:.0f}% of one core, all {len(users)} clients)")
