@@ -4,6 +4,9 @@ Invariants:
 - No password leaves this module in a log line; failures log the login name only.
 - Without TLS, LOGIN and AUTHENTICATE PLAIN are refused with [PRIVACYREQUIRED] unless
   Tls__AllowInsecureAuth is set; the greeting then says LOGINDISABLED (RFC 9051 §6.2.3).
+  The client is never asked for a password it may not send: a LOGIN gets its refusal
+  (`login_refusal`) instead of the "+" for a literal, and AUTHENTICATE before its SASL
+  challenge (its initial response is base64 on the command line, never a literal).
 - Every attempt consults the shared throttle first (delay, or refuse outright) and records
   its outcome, so guessing is slow on every replica. After MAX_AUTH_FAILURES on one
   connection, the connection is closed.
@@ -78,6 +81,16 @@ def starttls(session: Session, command: c.StartTls) -> Done | None:
     return ANSWERED
 
 
+def login_refusal(session: Session) -> No | None:
+    """The NO for a LOGIN on a connection that may not carry a password, else None.
+
+    The session also asks before it sends "+" for a LOGIN literal (RFC 9051 §4.3, §7.5).
+    """
+    if session.plaintext_allowed:
+        return None
+    return No("use STARTTLS before logging in", "PRIVACYREQUIRED")
+
+
 def login(session: Session, command: c.Login) -> Done | None:
     return _check_password(session, command.username, command.password)
 
@@ -106,8 +119,9 @@ def authenticate(session: Session, command: c.Authenticate) -> Done | None:
 
 
 def _check_password(session: Session, username: str, password: str) -> Done:
-    if not session.plaintext_allowed:
-        raise No("use STARTTLS before logging in", "PRIVACYREQUIRED")
+    refusal = login_refusal(session)
+    if refusal is not None:
+        raise refusal
     ip = session.conn.peer[0]
     verdict = throttle.check(ip, username)
     if verdict.delay:

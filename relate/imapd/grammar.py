@@ -106,7 +106,8 @@ class NeedLiteral:
     data, to be received into a sink and not appended to the buffer. too_big: above the
     applicable limit (max_literal for messages; for other literals also the per-command
     in-buffer budget); refuse it without a continuation. tag: the command's tag, for the
-    refusal.
+    refusal. verb: the command's name as a tagged reply gives it ("LOGIN", "UID SEARCH"),
+    for a refusal that depends on the command (a LOGIN before TLS); None when unknown.
     """
 
     size: int
@@ -115,6 +116,7 @@ class NeedLiteral:
     is_append_message: bool
     too_big: bool
     tag: str | None
+    verb: str | None = None
 
 
 class LiteralPending(Exception):
@@ -142,6 +144,7 @@ class Reader:
         self.max_literal = max_literal
         self.max_inline_literal = max_inline_literal
         self.tag: str | None = None  # set once read, so every later error carries it
+        self.verb: str | None = None  # the command's name, set once read (for NeedLiteral)
         self.depth = 0  # open parentheses
         self.literal_count = 0
         self.inline_bytes = 0  # literal octets taken from buf so far
@@ -287,7 +290,7 @@ class Reader:
         budget = min(self.max_literal, self.max_inline_literal - self.inline_bytes)
         too_big = size > budget
         if self.pos == len(self.buf):
-            raise LiteralPending(NeedLiteral(size, synchronizing, False, False, too_big, self.tag))
+            raise LiteralPending(NeedLiteral(size, synchronizing, False, False, too_big, self.tag, self.verb))
         if too_big:
             raise self.error("literal too big")
         end = self.pos + size
@@ -305,7 +308,7 @@ class Reader:
         size, synchronizing, binary = self._literal_header()
         too_big = size > self.max_literal
         if self.pos == len(self.buf):
-            raise LiteralPending(NeedLiteral(size, synchronizing, binary, True, too_big, self.tag))
+            raise LiteralPending(NeedLiteral(size, synchronizing, binary, True, too_big, self.tag, self.verb))
         if too_big:
             raise self.error("literal too big")
         ref = LiteralRef(self.message_count, size, binary)

@@ -34,6 +34,10 @@ The read loop (how the session uses it)
                 discard an upload it has refused: it sends "<tag> BAD [TOOBIG] ...", then
                 "* BYE" and closes, which RFC 7888 §4 allows. Clients learn the limit from
                 APPENDLIMIT (RFC 7889) and use synchronising literals for big messages.
+            the command is refused whatever its arguments (a LOGIN before TLS, known from
+            need.verb): send the tagged NO instead of "+" (RFC 9051 §4.3, §7.5); for a
+            LITERAL+ first read and discard its octets and the lines after it, as after a
+            BAD (below). Start a new command.
             need.synchronizing: send "+ Ready" (RFC 9051 §7.5).
             need.is_append_message:
                 copy exactly need.size octets into a new sink (a SpooledTemporaryFile),
@@ -187,8 +191,8 @@ def trailing_literal(line: bytes, max_literal: int) -> NeedLiteral | None:
     """The literal announced at the end of `line`, read as framing only (no grammar).
 
     For the session after a BAD: a non-synchronising literal there is still arriving and
-    must be discarded (or the connection closed when too_big). tag and is_append_message
-    are unknown (None, False).
+    must be discarded (or the connection closed when too_big). tag, verb and
+    is_append_message are unknown (None, None, False).
     """
     found = _TRAILING_LITERAL.search(line)
     if found is None:
@@ -222,10 +226,12 @@ def _command(r: Reader) -> Command:
         uid_parser = _UID_COMMANDS.get(sub)
         if uid_parser is None:
             raise r.error("UID must be followed by COPY, FETCH, MOVE, SEARCH, STORE or EXPUNGE")
+        r.verb = f"UID {sub}"
         return uid_parser(r)
     parser = _COMMANDS.get(verb)
     if parser is None:
         raise ParseError(f"unknown command {verb[:40]}", r.tag, garbage=True)
+    r.verb = verb
     return parser(r)
 
 

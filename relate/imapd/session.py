@@ -5,7 +5,10 @@ Invariants:
   go out in that order. Every handler is in HANDLERS with the states it is valid in; the
   state is checked here once, so handlers never check it.
 - Handlers raise No / Bad / Bye (relate.imapd.responses) and store errors; `_run_command`
-  is the one place that turns them into tagged replies.
+  is the one place that turns them into tagged replies. Only a refusal that comes before
+  the command is whole is answered while it is read (`_receive_literal`): a literal too big,
+  or a LOGIN that may not send its password here, refused instead of the "+" that would
+  ask for it.
 - Responses (untagged and tagged) are buffered with `send` and written in one piece before
   the session could wait for the client: before reading a line that has not fully arrived
   yet, before every continuation request and before a literal is read. Commands the client
@@ -254,6 +257,12 @@ class Session:
     def _receive_literal(self, need: NeedLiteral, sinks: list[IO[bytes]]) -> bool:
         """Refuse, or ask for and (for APPEND data) spool one literal; False when refused."""
         tag = need.tag or "*"
+        refusal = self._refusal_before_literal(need)
+        if refusal is not None:  # RFC 9051 §4.3, §7.5: a refusal instead of "+"
+            self._skip_literals(need)
+            self.send(tagged(tag, refusal.status, refusal.text, refusal.code))
+            self.flush()
+            return False
         if need.too_big:
             if need.synchronizing:  # RFC 9051 §7.1, RFC 7888 §4: refuse before "+"
                 self.send(tagged(tag, "NO", "literal too big", "TOOBIG"))
@@ -271,6 +280,33 @@ class Session:
             self.conn.read_into(need.size, sink.write, LITERAL_TIMEOUT)
         return True
 
+    def _refusal_before_literal(self, need: NeedLiteral) -> CommandError | None:
+        """The answer a command gets whatever its literals hold, so none is asked for.
+
+        A LOGIN that may not send a password here is refused before the client sends one
+        (RFC 9051 §6.2.3). Only in the state LOGIN is valid in: elsewhere the dispatcher
+        answers BAD once the command is whole.
+        """
+        if need.verb == "LOGIN" and self.state is State.NOT_AUTHENTICATED:
+            return authcmds.login_refusal(self)
+        return None
+
+    def _skip_literals(self, need: NeedLiteral | None) -> None:
+        """Read and drop what the client still sends for a command answered without it.
+
+        A LITERAL+ is on its way whatever the server says (RFC 7888 §4): its octets are
+        discarded as they arrive, then the line after it, repeatedly while that line ends
+        with another one. A synchronising literal ends the command: the client waits for a
+        "+" that never comes. One over APPENDLIMIT closes the connection.
+        """
+        while need is not None and not need.synchronizing:
+            if need.size > self.append_limit:
+                raise Bye("literal too big")
+            self.flush()  # replies go out before a literal is read
+            for _ in self.conn.read_chunks(need.size, LITERAL_TIMEOUT):
+                pass
+            need = trailing_literal(self._read_line(), self.append_limit)
+
     def _parse_failed(self, exc: ParseError, buf: bytes, first: bool) -> None:
         """BAD for a command that cannot be parsed; skip what the client still sends for it."""
         if exc.garbage:
@@ -281,13 +317,7 @@ class Session:
         self.send(tagged(exc.tag or "*", "BAD", exc.message))
         self.flush()
         line = buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1 :]
-        need = trailing_literal(line, self.append_limit)
-        while need is not None and not need.synchronizing:  # a LITERAL+ still arriving
-            if need.too_big:
-                raise Bye("literal too big")
-            for _ in self.conn.read_chunks(need.size, LITERAL_TIMEOUT):
-                pass
-            need = trailing_literal(self._read_line(), self.append_limit)
+        self._skip_literals(trailing_literal(line, self.append_limit))
 
     def _run_command(self, tag: str, command: c.Command) -> None:
         handler, states = HANDLERS[type(command)]

@@ -26,36 +26,41 @@ N = len(MESSAGE)
 @pytest.mark.parametrize(
     ("line", "need"),
     [
-        pytest.param(b"A1 LOGIN {3}\r\n", NeedLiteral(3, True, False, False, False, "A1"), id="sync"),
+        pytest.param(b"A1 LOGIN {3}\r\n", NeedLiteral(3, True, False, False, False, "A1", "LOGIN"), id="sync"),
         pytest.param(
-            b"A1 LOGIN {3+}\r\n", NeedLiteral(3, False, False, False, False, "A1"), id="literal-plus"
+            b"A1 LOGIN {3+}\r\n", NeedLiteral(3, False, False, False, False, "A1", "LOGIN"), id="literal-plus"
         ),
-        pytest.param(b"A1 LOGIN bob {6}\n", NeedLiteral(6, True, False, False, False, "A1"), id="bare-lf"),
+        pytest.param(b"A1 LOGIN bob {6}\n", NeedLiteral(6, True, False, False, False, "A1", "LOGIN"), id="bare-lf"),
         pytest.param(
-            b"A1 APPEND INBOX {%d}\r\n" % N, NeedLiteral(N, True, False, True, False, "A1"), id="append"
+            b"A1 APPEND INBOX {%d}\r\n" % N, NeedLiteral(N, True, False, True, False, "A1", "APPEND"), id="append"
         ),
         pytest.param(
             b"A1 APPEND INBOX {%d+}\r\n" % N,
-            NeedLiteral(N, False, False, True, False, "A1"),
+            NeedLiteral(N, False, False, True, False, "A1", "APPEND"),
             id="append-plus",
         ),
         pytest.param(
             b"A1 APPEND INBOX ~{%d}\r\n" % N,
-            NeedLiteral(N, True, True, True, False, "A1"),
+            NeedLiteral(N, True, True, True, False, "A1", "APPEND"),
             id="append-literal8",
         ),
         pytest.param(
             b"A1 APPEND INBOX ~{%d+}\r\n" % N,
-            NeedLiteral(N, False, True, True, False, "A1"),
+            NeedLiteral(N, False, True, True, False, "A1", "APPEND"),
             id="append-literal8-plus",
         ),
         pytest.param(
             b"A1 APPEND INBOX {2000}\r\n",
-            NeedLiteral(2000, True, False, True, True, "A1"),
+            NeedLiteral(2000, True, False, True, True, "A1", "APPEND"),
             id="append-too-big",
         ),
         pytest.param(
-            b"A1 LOGIN {2000+}\r\n", NeedLiteral(2000, False, False, False, True, "A1"), id="inline-too-big"
+            b"A1 LOGIN {2000+}\r\n", NeedLiteral(2000, False, False, False, True, "A1", "LOGIN"), id="inline-too-big"
+        ),
+        pytest.param(
+            b"A1 UID SEARCH SUBJECT {3}\r\n",
+            NeedLiteral(3, True, False, False, False, "A1", "UID SEARCH"),
+            id="uid-command",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from relate.imapd.grammar import MAX_INLINE_LITERAL
 from relate.imapd.responses import AUTHENTICATED_CAPABILITIES
 from tests.imapd.conftest import Account, ImapServer, make_account
 
@@ -38,6 +39,71 @@ def test_login_and_authenticate_refused_before_tls(server: ImapServer, account: 
     assert reply[-1].startswith(b"a NO [PRIVACYREQUIRED]")
     reply = client.command(f"b AUTHENTICATE PLAIN {plain(account)}")
     assert reply[-1].startswith(b"b NO [PRIVACYREQUIRED]")
+
+
+# LOGIN lines that end in a synchronising literal, by id (what the literal would carry).
+LITERAL_LOGINS = {
+    "user": b"a LOGIN {15}\r\n",
+    "password": b"a LOGIN alice@imap.test {43}\r\n",
+    "password-after-literal-plus": b"a LOGIN {15+}\r\nalice@imap.test {43}\r\n",
+}
+
+
+@pytest.mark.parametrize("wire", LITERAL_LOGINS.values(), ids=LITERAL_LOGINS.keys())
+def test_literal_login_before_tls_is_refused_instead_of_continued(server: ImapServer, wire: bytes) -> None:
+    """RFC 9051 §4.3, §7.5: the NO comes instead of "+", so the password is never sent in the clear."""
+    client = server.raw()
+    client.send(wire)
+    assert client.line() == b"a NO [PRIVACYREQUIRED] use STARTTLS before logging in\r\n"
+    assert client.command("b NOOP") == [b"b OK NOOP completed\r\n"]  # the client abandoned the LOGIN
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        pytest.param(b"a LOGIN alice@imap.test {10+}\r\nsecret-key\r\n", id="password"),
+        pytest.param(b"a LOGIN {15+}\r\nalice@imap.test {10+}\r\nsecret-key\r\n", id="user-and-password"),
+        pytest.param(
+            b"a LOGIN alice@imap.test {%d+}\r\n%s\r\n" % (MAX_INLINE_LITERAL + 1, b"k" * (MAX_INLINE_LITERAL + 1)),
+            id="over-the-argument-budget",
+        ),
+    ],
+)
+def test_literal_plus_login_before_tls_is_skipped_and_refused(server: ImapServer, wire: bytes) -> None:
+    """The client sends a LITERAL+ without waiting: it is read and dropped, and the session stays in step."""
+    client = server.raw()
+    client.send(wire + b"b NOOP\r\n")
+    assert client.line() == b"a NO [PRIVACYREQUIRED] use STARTTLS before logging in\r\n"
+    assert client.line() == b"b OK NOOP completed\r\n"
+
+
+def test_authenticate_takes_no_literal(server: ImapServer) -> None:
+    """RFC 4959 §7: the initial response is base64, never a literal, so no "+" asks for one."""
+    client = server.raw()
+    client.send(b"a AUTHENTICATE PLAIN {20}\r\n")
+    assert client.line().startswith(b"a BAD")
+    client.send(b"b AUTHENTICATE PLAIN {20+}\r\n\0alice@imap.test\0key\r\nc NOOP\r\n")
+    assert client.line().startswith(b"b BAD")
+    assert client.line() == b"c OK NOOP completed\r\n"
+
+
+@pytest.mark.parametrize("secure", ["starttls", "insecure-auth-allowed"])
+def test_literal_login_asks_for_each_literal_when_allowed(
+    server_factory: Callable[..., ImapServer], server: ImapServer, account: Account, secure: str
+) -> None:
+    if secure == "starttls":
+        client = server.raw()
+        assert client.command("s STARTTLS")[-1].startswith(b"s OK")
+        client.starttls()
+    else:
+        client = server_factory(Tls__AllowInsecureAuth="true").raw()
+    user, key = account.address.encode(), account.key.encode()
+    client.send(b"a LOGIN {%d}\r\n" % len(user))
+    assert client.line().startswith(b"+ ")
+    client.send(user + b" {%d}\r\n" % len(key))
+    assert client.line().startswith(b"+ ")
+    client.send(key + b"\r\n")
+    assert client.line().startswith(b"a OK [CAPABILITY ")
 
 
 def test_starttls_discards_pipelined_commands_and_changes_capabilities(server: ImapServer, account: Account) -> None:
