@@ -10,7 +10,9 @@ Reading (RFC 9051 §4 and §9, RFC 3501 §4 and §9):
 - Every loop is bounded by the buffer's length, digit strings are length-checked before int(),
   parenthesis depth is capped at MAX_NESTING, literals per command at MAX_LITERALS.
 - Atoms are 7-bit. 8-bit octets in a quoted string are valid only once the client enabled
-  UTF8=ACCEPT or IMAP4rev2 (RFC 6855 §3, RFC 9051 §9 QUOTED-CHAR), and must then be UTF-8.
+  UTF8=ACCEPT or IMAP4rev2 (RFC 6855 §3, RFC 9051 §9 QUOTED-CHAR), and must then be UTF-8;
+  the one exception is a string its caller decodes in a charset the client named (`eight_bit`:
+  a SEARCH string under CHARSET, see relate.imapd.searchkeys).
 
 Writing: `quote_string`, `format_astring`, `format_mailbox`, `format_flags`, `imap_datetime`.
 Mailbox names: `mutf7_decode` / `mutf7_encode` (RFC 3501 §5.1.3) and INBOX normalisation.
@@ -238,8 +240,12 @@ class Reader:
 
     # -- strings ------------------------------------------------------------------------
 
-    def quoted(self) -> bytes:
-        """RFC 9051 §4.3: only \\\\ and \\" are escapes; CR, LF and NUL never appear."""
+    def quoted(self, *, eight_bit: bool = False) -> bytes:
+        """RFC 9051 §4.3: only \\\\ and \\" are escapes; CR, LF and NUL never appear.
+
+        eight_bit: 8-bit octets are returned as they are, for the caller to decode in the
+        charset the client named; otherwise they need UTF8=ACCEPT and must be UTF-8.
+        """
         self.expect(b'"', "quoted string")
         out = bytearray()
         while True:
@@ -260,7 +266,7 @@ class Reader:
                 continue
             raise self.error("unterminated quoted string")
         data = bytes(out)
-        if not data.isascii():
+        if not (eight_bit or data.isascii()):
             if not self.utf8:
                 raise self.error("8-bit characters in a quoted string need UTF8=ACCEPT")
             try:
@@ -315,16 +321,17 @@ class Reader:
         self.message_count += 1
         return ref
 
-    def string(self) -> bytes:
+    def string(self, *, eight_bit: bool = False) -> bytes:
+        """A quoted string or a literal; eight_bit as for quoted (a literal may always hold 8-bit)."""
         if self.peek() == 0x22:
-            return self.quoted()
+            return self.quoted(eight_bit=eight_bit)
         if self.peek_is(b"{") or self.peek_is(b"~{"):
             return self.literal()
         raise self.error("expected string")
 
-    def astring(self, what: str = "string") -> bytes:
+    def astring(self, what: str = "string", *, eight_bit: bool = False) -> bytes:
         if self.peek() == 0x22 or self.peek_is(b"{") or self.peek_is(b"~{"):
-            return self.string()
+            return self.string(eight_bit=eight_bit)
         found = self.match(_ASTRING_ATOM)
         if found is None:
             raise self.error(f"expected {what}")

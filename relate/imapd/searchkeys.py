@@ -8,9 +8,10 @@ Invariants:
 - Keys with the same meaning get the same leaf: SEEN is FlagKey("\\Seen", True), UNSEEN
   FlagKey("\\Seen", False), KEYWORD $X FlagKey("$X", True); NEW is And(RECENT, UNSEEN) and
   OLD is NOT RECENT (RFC 3501 §6.4.4), so the session never sees NEW or OLD.
-- String arguments are decoded with the CHARSET the client named. A charset outside
-  SEARCH_CHARSETS is not a syntax error but a NO [BADCHARSET] (RFC 9051 §6.4.4): the parser
-  still returns the command, with charset_supported false and strings decoded leniently.
+- String arguments are decoded with the CHARSET the client named, quoted ones with 8-bit
+  octets included (see _Decoder). A charset outside SEARCH_CHARSETS is not a syntax error
+  but a NO [BADCHARSET] (RFC 9051 §6.4.4): the parser still returns the command, with
+  charset_supported false and strings decoded leniently.
 - The tree is at most MAX_SEARCH_DEPTH deep (parentheses, NOT and OR all count), so
   neither the parser nor the evaluator can be driven into deep recursion.
 """
@@ -164,22 +165,32 @@ _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8 ftext
 
 
 class _Decoder:
-    """Decodes string arguments with the SEARCH CHARSET."""
+    """Reads string arguments and decodes them with the SEARCH CHARSET.
+
+    The CHARSET "indicates the charset of the strings that appear in the search criteria"
+    (RFC 9051 §6.4.4), quoted strings as well as literals: under one, a quoted string may
+    hold 8-bit octets in that charset (Python's `imaplib.search("UTF-8", ...)` sends them
+    so). Octets the charset does not allow (any 8-bit one under US-ASCII) are BAD. Without
+    a CHARSET the grammar's rule holds: 8-bit in a quoted string needs UTF8=ACCEPT.
+    """
 
     def __init__(self, charset: str | None) -> None:
         self.codec = "utf-8"
         self.errors = "strict"
+        self.name = charset or "UTF-8"  # for the client, as it spelled it (upper-cased)
+        self.eight_bit = charset is not None
         if charset is not None:
             if charset in SEARCH_CHARSETS:
                 self.codec = codecs.lookup(charset).name
             else:
                 self.errors = "replace"  # the command is refused with BADCHARSET anyway
 
-    def __call__(self, r: Reader, raw: bytes) -> str:
+    def string(self, r: Reader, what: str = "string") -> str:
+        raw = r.astring(what, eight_bit=self.eight_bit)
         try:
             return raw.decode(self.codec, self.errors)
         except UnicodeDecodeError:
-            raise r.error(f"search string is not valid {self.codec}") from None
+            raise r.error(f"search string is not valid {self.name}") from None
 
 
 def read_search_keys(r: Reader, charset: str | None) -> SearchKey:
@@ -215,14 +226,14 @@ def _key(r: Reader, decode: _Decoder, depth: int) -> SearchKey:
         return FlagKey(r.atom("keyword"), name == "KEYWORD")
     if name in _TEXT_KEYS:
         r.sp()
-        return TextKey(name, decode(r, r.astring()))
+        return TextKey(name, decode.string(r))
     if name == "HEADER":
         r.sp()
-        field = decode(r, r.astring("header field name"))
+        field = decode.string(r, "header field name")
         if not _HEADER_NAME.fullmatch(field):
             raise r.error("invalid header field name")
         r.sp()
-        return HeaderKey(field, decode(r, r.astring()))
+        return HeaderKey(field, decode.string(r))
     if name in _DATE_KEYS:
         r.sp()
         field, op = _DATE_KEYS[name]

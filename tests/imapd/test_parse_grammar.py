@@ -65,6 +65,9 @@ def test_quoted_8bit_needs_utf8_and_must_be_utf8() -> None:
     assert Reader(wire, utf8=True).quoted() == "Grüße".encode()
     with pytest.raises(ParseError, match="UTF-8"):
         Reader(b'"Gr\xfc\xdfe"', utf8=True).quoted()
+    # A caller that decodes in a charset the client named takes the octets as they are.
+    assert Reader(b'"Gr\xfc\xdfe"').quoted(eight_bit=True) == b"Gr\xfc\xdfe"
+    assert Reader(b'"Gr\xfc\xdfe"').astring(eight_bit=True) == b"Gr\xfc\xdfe"
 
 
 @pytest.mark.parametrize(

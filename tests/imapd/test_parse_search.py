@@ -104,13 +104,63 @@ def test_charset_decodes_strings(wire: bytes, value: str) -> None:
     assert isinstance(key, sk.TextKey) and key.value == value
 
 
-def test_invalid_bytes_for_the_charset_are_bad() -> None:
-    with pytest.raises(ParseError, match="utf-8"):
-        search(b"CHARSET UTF-8 BODY {2}\r\n\xff\xfe")
+# 8-bit quoted strings under a CHARSET (RFC 9051 §6.4.4), by id: wire after "A1 ", key.
+QUOTED_8BIT: dict[str, tuple[str | bytes, sk.SearchKey]] = {
+    "utf8": ('SEARCH CHARSET UTF-8 SUBJECT "grüße"', sk.TextKey("SUBJECT", "grüße")),
+    "uid-search": ('UID SEARCH CHARSET utf-8 BODY "naïve"', sk.TextKey("BODY", "naïve")),
+    "header": ('SEARCH CHARSET UTF-8 HEADER X-Note "grüße"', sk.HeaderKey("X-Note", "grüße")),
+    "latin1": (b'SEARCH CHARSET ISO-8859-1 SUBJECT "caf\xe9"', sk.TextKey("SUBJECT", "café")),
+    "return-or-escapes": (
+        'SEARCH RETURN (COUNT) CHARSET UTF-8 OR FROM "Jörg" TO "\\\\ö\\""',
+        sk.Or(sk.TextKey("FROM", "Jörg"), sk.TextKey("TO", '\\ö"')),
+    ),
+    "quoted-and-literal": (
+        'SEARCH CHARSET UTF-8 SUBJECT "café" BODY {3}\r\nü!',
+        sk.And((sk.TextKey("SUBJECT", "café"), sk.TextKey("BODY", "ü!"))),
+    ),
+}
+
+# 8-bit octets a command may not hold without UTF8=ACCEPT, by id: wire after "A1 ", message.
+REFUSED_8BIT: dict[str, tuple[str | bytes, str]] = {
+    "no-charset": ('SEARCH SUBJECT "grüße"', "need UTF8=ACCEPT"),
+    "us-ascii": ('SEARCH CHARSET US-ASCII SUBJECT "grüße"', "not valid US-ASCII"),
+    "invalid-utf8": (b'SEARCH CHARSET UTF-8 SUBJECT "\xff\xfe"', "not valid UTF-8"),
+    "truncated-utf8": (b'SEARCH CHARSET UTF-8 SUBJECT "gr\xc3"', "not valid UTF-8"),
+    "invalid-utf8-literal": (b"SEARCH CHARSET UTF-8 BODY {2}\r\n\xff\xfe", "not valid UTF-8"),
+    "header-name": ('SEARCH CHARSET UTF-8 HEADER "X-ü" x', "invalid header field name"),
+    "modseq-entry": ('SEARCH CHARSET UTF-8 MODSEQ "/flags/ü" all 5', "need UTF8=ACCEPT"),
+    "charset-name": ('SEARCH CHARSET "ü" ALL', "need UTF8=ACCEPT"),
+    "atom": ("SEARCH CHARSET UTF-8 SUBJECT grüße", "unexpected characters"),
+    "login": ('LOGIN "grüße" secret', "need UTF8=ACCEPT"),
+    "select": ('SELECT "grüße"', "need UTF8=ACCEPT"),
+}
 
 
-def test_unknown_charset_still_parses_for_badcharset() -> None:
-    command = search(b"CHARSET X-UNKNOWN BODY {2}\r\n\xff\xfe")
+def wire_line(wire: str | bytes) -> bytes:
+    return b"A1 " + (wire.encode() if isinstance(wire, str) else wire) + b"\r\n"
+
+
+@pytest.mark.parametrize(("wire", "key"), QUOTED_8BIT.values(), ids=QUOTED_8BIT.keys())
+def test_8bit_quoted_search_strings(wire: str | bytes, key: sk.SearchKey) -> None:
+    parsed, _, _ = run_parser(wire_line(wire))
+    assert isinstance(parsed.command, Search) and parsed.command.key == key
+
+
+@pytest.mark.parametrize(("wire", "message"), REFUSED_8BIT.values(), ids=REFUSED_8BIT.keys())
+def test_8bit_quoted_strings_refused_elsewhere(wire: str | bytes, message: str) -> None:
+    with pytest.raises(ParseError, match=message):
+        run_parser(wire_line(wire))
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        pytest.param(b"CHARSET X-UNKNOWN BODY {2}\r\n\xff\xfe", id="literal"),
+        pytest.param(b'CHARSET X-UNKNOWN BODY "\xff\xfe"', id="quoted"),
+    ],
+)
+def test_unknown_charset_still_parses_for_badcharset(wire: bytes) -> None:
+    command = search(wire)
     assert not command.charset_supported
     assert command.charset == "X-UNKNOWN"
 

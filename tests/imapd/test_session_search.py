@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import re
 
 import pytest
@@ -82,6 +83,8 @@ def test_modseq_search(client: RawClient) -> None:
 def test_badcharset_lists_what_works(client: RawClient) -> None:
     reply = lines(client.command("a SEARCH CHARSET X-UNKNOWN TEXT hi"))
     assert reply[-1].startswith("a NO [BADCHARSET (UTF-8 US-ASCII")
+    reply = lines(client.command('b SEARCH CHARSET X-UNKNOWN TEXT "grüße"'.encode()))  # 8-bit in that charset
+    assert reply[-1].startswith("b NO [BADCHARSET (UTF-8 US-ASCII")
 
 
 def test_body_and_text_match_substrings_with_imaplib(server: ImapServer, account: Account) -> None:
@@ -108,3 +111,32 @@ def test_body_and_text_match_substrings_with_imaplib(server: ImapServer, account
     assert search("BODY", '"e%t"') == []
     assert search("BODY", '"c:\\\\temp"') == [2]  # a backslash too
     assert search("OR", "BODY", "see", "BODY", "noon") == [2, 3]
+
+
+GREETINGS = (
+    b"From: J\xc3\xb6rg <joerg@example.de>\r\nTo: alice@imap.test\r\n"
+    b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus K\xc3\xb6ln\r\nDate: Mon, 06 Jan 2025 10:00:00 +0000\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+    b"\r\nEine na\xc3\xafve Frage zum Caf\xc3\xa9.\r\n"
+)
+
+
+def test_imaplib_search_with_charset_takes_8bit_quoted_strings(server: ImapServer, account: Account) -> None:
+    """Python's documented `search("UTF-8", ...)` sends the strings quoted, as 8-bit octets in
+    that charset (RFC 9051 §6.4.4), on both databases."""
+    account.append(simple_message("plain", body="A naive question.\r\n"))
+    account.append(GREETINGS)
+    conn = server.imaplib()
+    conn.select("INBOX")
+    assert conn.search("UTF-8", 'SUBJECT "grüße aus köln"'.encode()) == ("OK", [b"2"])
+    assert conn.search("UTF-8", 'BODY "naïve"'.encode()) == ("OK", [b"2"])
+    assert conn.search("UTF-8", 'TEXT "café"'.encode(), 'FROM "jörg"'.encode()) == ("OK", [b"2"])
+    assert conn.search("UTF-8", 'BODY "naïveté"'.encode()) == ("OK", [b""])
+    assert conn.uid("SEARCH", "CHARSET", "UTF-8", 'BODY "naïve"'.encode()) == ("OK", [b"2"])
+    assert conn.search("ISO-8859-1", 'BODY "café"'.encode("latin-1")) == ("OK", [b"2"])
+    for charset, criterion in [("US-ASCII", 'BODY "café"'.encode()), ("UTF-8", b'BODY "caf\xe9"')]:
+        with pytest.raises(imaplib.IMAP4.error, match=r"BAD.*not valid"):
+            conn.search(charset, criterion)
+    with pytest.raises(imaplib.IMAP4.error, match=r"UTF8=ACCEPT"):
+        conn.search(None, 'BODY "naïve"'.encode())  # no CHARSET: the IMAP4rev1 rule stands
+    assert conn.noop()[0] == "OK"
