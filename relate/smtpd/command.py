@@ -83,8 +83,8 @@ class RcptTo:
 
     @property
     def is_postmaster(self) -> bool:
-        """The domain-less <Postmaster> every SMTP server must accept; the session delivers
-        it to the postmaster of its primary hosted domain."""
+        """The domain-less <Postmaster> every SMTP server must accept (RFC 5321 §4.5.1); the
+        session delivers it to a hosted domain's postmaster or to the administrators."""
         return self.mailbox is None
 
 

@@ -40,7 +40,7 @@ def commit(session: Session, transaction: Transaction, raw: bytes) -> store.Deli
     """Store `raw` for the transaction's recipients (and the sender's Sent); notify the API."""
     envelope = store.Envelope(
         mail_from=transaction.mail.address,
-        recipients=tuple(transaction.recipients),
+        recipients=tuple(transaction.deliver_to),
         sender_user_id=session.auth.user_id if session.auth is not None else None,
         origin=ORIGIN,
     )

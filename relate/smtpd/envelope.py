@@ -10,6 +10,17 @@ Invariants:
   delivery exists, RELAY_DENIED (554 5.7.1) for everyone else. Relay tricks (address
   literals, %, ! and @ in the local part, source routes, trailing dots) never get that far:
   the address module refuses them.
+- Postmaster (RFC 5321 §4.5.1) is accepted for every hosted domain, case-insensitively,
+  and as the bare <Postmaster>: postmaster@domain goes to the user owning that address if
+  there is one, else to every administrator (their INBOX, through their filters like any
+  delivery); the bare form goes to the first hosted domain's postmaster that exists
+  (Mail__Domains in order, then the others by name), else to the administrators as
+  postmaster@ the first of those domains. Only a server with no administrator refuses it
+  (NO_POSTMASTER). postmaster@ a domain not hosted here is a destination like any other:
+  refused.
+- `Transaction.recipients` holds the forward-paths accepted (what Received names and
+  Smtp__MaxRecipients counts); `Transaction.deliver_to` the store addresses they resolve to,
+  which is what the message is delivered to: one postmaster may stand for several users.
 - The envelope, not the headers, decides delivery, so Bcc works.
 - Look-ups are remembered for the session only; the store checks the recipients again in the
   delivering transaction, so a stale answer can never deliver to a removed address.
@@ -24,6 +35,8 @@ from relate.smtpd.command import RcptTo, parse_mail_from, parse_rcpt_to
 from relate.smtpd.replies import SmtpError
 from relate.smtpd.state import Session, Transaction, remember
 from relate.store import accounts, lookups
+
+POSTMASTER = "postmaster"  # RFC 5321 §4.5.1, compared case-insensitively
 
 
 def mail(session: Session, arg: str) -> None:
@@ -49,14 +62,18 @@ def rcpt(session: Session, arg: str) -> None:
     command = parse_rcpt_to(arg, smtputf8=transaction.mail.smtputf8)
     if len(transaction.recipients) >= session.listening.settings.smtp.max_recipients:
         raise SmtpError(replies.TOO_MANY_RECIPIENTS)  # RFC 5321 §4.5.3.1.10
-    address = _local_recipient(session, command)
-    if address not in transaction.recipients:
-        transaction.recipients.append(address)
+    recipient, addresses = _local_recipient(session, command)
+    if recipient not in transaction.recipients:
+        transaction.recipients.append(recipient)
+    for address in addresses:
+        if address not in transaction.deliver_to:
+            transaction.deliver_to.append(address)
     session.reply(replies.RECIPIENT_OK)
 
 
-def _local_recipient(session: Session, command: RcptTo) -> str:
-    """The store address that receives this RCPT, or SmtpError saying why there is none."""
+def _local_recipient(session: Session, command: RcptTo) -> tuple[str, tuple[str, ...]]:
+    """The recipient as Transaction.recipients records it and the store addresses that
+    receive its mail, or SmtpError saying why nobody here does."""
     try:
         if command.mailbox is None:
             return _postmaster(session)
@@ -64,8 +81,10 @@ def _local_recipient(session: Session, command: RcptTo) -> str:
         classify_recipient(mailbox, ())  # raises for relay tricks, whatever the domain
         found = _lookup(session, mailbox)
         if found is not None:
-            return found
+            return found, (found,)
         hosted = classify_recipient(mailbox, accounts.hosted_domains()) == "local"
+        if hosted and mailbox.local.lower() == POSTMASTER:
+            return normalise(mailbox), _administrators(session)
     except store.TemporaryFailure:
         raise SmtpError(replies.LOOKUP_FAILURE) from None
     if hosted:
@@ -89,24 +108,40 @@ def _candidates(mailbox: Mailbox) -> list[str]:
     return keys
 
 
+def _receives(session: Session, key: str) -> bool:
+    """Whether a user receives mail at store address `key` (remembered for the session)."""
+    if key not in session.recipients:
+        remember(session.recipients, key, lookups.resolve_recipient(key))
+    return session.recipients[key] is not None
+
+
 def _lookup(session: Session, mailbox: Mailbox) -> str | None:
     for key in _candidates(mailbox):
-        if key not in session.recipients:
-            remember(session.recipients, key, lookups.resolve_recipient(key))
-        if session.recipients[key] is not None:
+        if _receives(session, key):
             return key
     return None
 
 
-def _postmaster(session: Session) -> str:
-    """The bare <Postmaster> (RFC 5321 §4.1.1.3): postmaster@ the first hosted domain that has one."""
+def _postmaster(session: Session) -> tuple[str, tuple[str, ...]]:
+    """The bare <Postmaster> (RFC 5321 §4.1.1.3): postmaster@ the first hosted domain that has
+    that address; else the administrators, as postmaster@ the first hosted domain."""
     settings = session.listening.settings
     domains = list(settings.mail_domains) + sorted(accounts.hosted_domains() - set(settings.mail_domains))
     for domain in domains:
-        key = f"postmaster@{domain}"
-        if accounts.resolve_recipient(key) is not None:
-            return key
-    raise SmtpError(replies.NO_SUCH_USER)
+        key = f"{POSTMASTER}@{domain}"
+        if _receives(session, key):
+            return key, (key,)
+    # A hosted domain's name makes the Received "for" a mailbox (RFC 5321 §4.4).
+    return (f"{POSTMASTER}@{domains[0]}" if domains else POSTMASTER), _administrators(session)
+
+
+def _administrators(session: Session) -> tuple[str, ...]:
+    """Where postmaster mail goes when no postmaster address exists (RFC 5321 §4.5.1)."""
+    addresses = lookups.postmaster_addresses(session.listening.settings.admin_emails)
+    if not addresses:
+        session.conn.log.warning("postmaster mail refused: no postmaster address and no administrator")
+        raise SmtpError(replies.NO_POSTMASTER)
+    return tuple(addresses)
 
 
 def _owns(session: Session, mailbox: Mailbox) -> bool:

@@ -199,6 +199,9 @@ ENCRYPTION_REQUIRED_FOR_AUTH = Reply(
 
 # --- envelope addresses -------------------------------------------------------------------
 NO_SUCH_USER = Reply(550, "5.1.1", "Mailbox unavailable: no such user here")
+# RFC 5321 §4.5.1: postmaster must be accepted; only a server with neither a postmaster
+# address nor any administrator to stand in for one refuses it.
+NO_POSTMASTER = Reply(550, "5.1.1", "Mailbox unavailable: no postmaster is configured here")
 REMOTE_DELIVERY_UNAVAILABLE = Reply(
     550, "5.7.1", "Delivery to remote domains is not available on this server"
 )

@@ -82,6 +82,9 @@ class Transaction:
 
     mail: MailFrom  # the accepted MAIL command
     recipients: list[str] = field(default_factory=list)  # accepted RCPTs, normalised, in order, no repeats
+    # The store addresses those RCPTs deliver to, in order, no repeats: the same as
+    # `recipients` except for postmaster, which may stand for several administrators.
+    deliver_to: list[str] = field(default_factory=list)
     rcpt_attempts: int = 0  # RCPT commands tried, accepted or not (NEED_RCPT vs NO_VALID_RECIPIENTS)
     bdat: BdatCollector | None = None  # set by the first BDAT; DATA is refused after it (RFC 3030 §2)
     content: bytearray | None = None  # the stored message as it is received: trace header, then content

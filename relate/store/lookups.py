@@ -15,21 +15,29 @@ Invariants:
 - A database failure reaches every waiting caller as `TemporaryFailure`.
 - The query runs on the kept connection's DBAPI cursor (no SQLAlchemy statement handling per
   question); a connection that failed is invalidated, never handed back as if healthy.
+
+`postmaster_addresses(admin_emails)` answers the rarer question of who receives postmaster
+mail (RFC 5321 §4.5.1) for a hosted domain without a postmaster address of its own: one
+receiving address of every administrator, asked afresh each time like the look-ups above.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import gevent
 import gevent.event
 import psycopg2
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from relate.db import get_engine
+from relate.db.models import Address, Domain, User
 from relate.store import accounts
 from relate.store.errors import InvalidInput, TemporaryFailure
+from relate.store.session import read
 
 log = logging.getLogger("relate.store.lookups")
 
@@ -143,3 +151,31 @@ def resolve_recipient(address: str) -> int | None:
     if _lookups is None:
         _lookups = RecipientLookups()
     return _lookups.resolve(address)
+
+
+def postmaster_addresses(admin_emails: Collection[str]) -> list[str]:
+    """One address at which each administrator receives mail, in user order.
+
+    Administrators are the users flagged admin and those whose primary address is in
+    `admin_emails` (Admin__Emails), as for the API. Each one's address is its primary address
+    when that still receives mail (confirmed, in a hosted domain), else its first other
+    address that does; an administrator with none is left out. Delivering to these addresses
+    is the ordinary local delivery, so each administrator's filters apply as to any message.
+    """
+    emails = sorted({email.lower() for email in admin_emails})
+    admin: ColumnElement[bool] = User.is_admin.is_(True)
+    if emails:
+        admin = or_(admin, User.primary_address.in_(emails))
+    with read() as s:
+        rows = s.execute(
+            select(User.id, User.primary_address, Address.address)
+            .join(Address, Address.user_id == User.id)
+            .join(Domain, Domain.name == Address.domain)
+            .where(admin, Address.confirmed.is_(True))
+            .order_by(User.id, Address.address)
+        ).all()
+    chosen: dict[int, str] = {}
+    for user_id, primary, address in rows:
+        if user_id not in chosen or address == primary:
+            chosen[user_id] = address
+    return list(chosen.values())

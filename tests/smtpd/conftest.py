@@ -85,6 +85,13 @@ class Server:
                 client.ehlo()
         return client
 
+    def mx_transaction(self, sender: str = "someone@remote.test") -> Smtp:
+        """A raw client on MX after EHLO and an accepted MAIL FROM:<sender>."""
+        smtp = Smtp.connect(self.mx)
+        smtp.ehlo()
+        assert smtp.cmd(f"MAIL FROM:<{sender}>") == "250 2.1.0 Sender OK"
+        return smtp
+
     def smtps(self) -> smtplib.SMTP_SSL:
         """An smtplib client on implicit-TLS submission, after EHLO."""
         client = smtplib.SMTP_SSL(
