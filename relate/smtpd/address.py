@@ -15,6 +15,14 @@ Invariants:
   the local part cannot be read as a route by anyone: no %, ! or @ (quoted or not), and no
   address literal. Those are refused outright, local or remote, so neither this server nor
   a next hop can be talked into relaying. Sub-domains of a hosted domain are not hosted.
+- Every relay trick in a recipient (percent hack and bang path, with or without a domain;
+  @ in the local part, quoted or as a second @; source route; address literal or a bare IP
+  address as domain; trailing dot) is refused with a 554 5.7.1 "Relay access denied" reply
+  naming the trick, like any other destination not hosted here. A recipient that is only
+  malformed (empty, no domain, spaces, bad labels, too long) gets 553 5.1.3: it names no
+  destination at all, and the client should learn that its syntax is wrong. A sender is
+  never routed to, so the same tricks in MAIL FROM are mere syntax errors (553 5.1.7; a
+  source route 553 5.7.1).
 - Domains are case-insensitive and kept lowercased. Local parts keep their case in
   `Mailbox.local` (a remote host may care, RFC 5321 §2.4), but Relate Mail's own lookups are
   case-insensitive: `normalise()` gives the lowercased "local@domain" the store looks up.
@@ -120,7 +128,7 @@ def parse_forward_path(path: str, *, smtputf8: bool = False) -> Mailbox:
     `smtputf8` is whether the transaction's MAIL command carried SMTPUTF8 (RFC 6531).
     The bare `<Postmaster>` of RFC 5321 §4.1.1.3 is handled by `command.parse_rcpt_to`.
     Raises AddressError (553 5.1.3 for syntax, 553 5.6.7 for UTF-8 without SMTPUTF8,
-    553 5.7.1 for a source route).
+    554 5.7.1 for the relay tricks this parser sees: see `_reply_for`).
     """
     return _parse_path(path, smtputf8=smtputf8, sender=False)
 
@@ -128,7 +136,7 @@ def parse_forward_path(path: str, *, smtputf8: bool = False) -> Mailbox:
 def parse_reverse_path(path: str, *, smtputf8: bool = False) -> Mailbox | None:
     """Parse a MAIL FROM path; the null reverse-path `<>` gives None (RFC 5321 §4.5.5).
 
-    Raises AddressError (553 5.1.7 for syntax, 550 5.6.7 for UTF-8 without SMTPUTF8,
+    Raises AddressError (553 5.1.7 for syntax, 553 5.6.7 for UTF-8 without SMTPUTF8,
     553 5.7.1 for a source route). Relay tricks in a sender are not refused here: a sender
     address is only ever compared with the store, never routed to.
     """
@@ -146,9 +154,9 @@ def classify_recipient(mailbox: Mailbox, hosted_domains: Collection[str]) -> Des
     recipient is refused, never delivered and never relayed.
     """
     if mailbox.is_literal:
-        raise AddressError(Refusal.ADDRESS_LITERAL, replies.ADDRESS_LITERAL_REFUSED)
+        raise AddressError(Refusal.ADDRESS_LITERAL, replies.RELAY_ADDRESS_LITERAL)
     if _ROUTING.intersection(mailbox.local):
-        raise AddressError(Refusal.ROUTING_CHARACTER, replies.ROUTING_CHARACTERS_REFUSED)
+        raise AddressError(Refusal.ROUTING_CHARACTER, replies.RELAY_ROUTING_CHARACTERS)
     domain = mailbox.domain
     if domain in hosted_domains:
         return "local"
@@ -199,12 +207,22 @@ class _Invalid(Exception):
         self.reason = reason
 
 
+# A recipient refused for one of these reasons is a relay attempt, not a typing mistake.
+_RELAY_REPLIES: dict[Refusal, Reply] = {
+    Refusal.SOURCE_ROUTE: replies.RELAY_SOURCE_ROUTE,
+    Refusal.ROUTING_CHARACTER: replies.RELAY_ROUTING_CHARACTERS,
+    Refusal.MULTIPLE_AT: replies.RELAY_ROUTING_CHARACTERS,
+    Refusal.ADDRESS_LITERAL: replies.RELAY_ADDRESS_LITERAL,
+    Refusal.TRAILING_DOT: replies.RELAY_TRAILING_DOT,
+}
+
+
 def _reply_for(reason: Refusal, *, sender: bool) -> Reply:
     if reason is Refusal.NON_ASCII:
         return replies.NON_ASCII_SENDER if sender else replies.NON_ASCII_RECIPIENT
-    if reason is Refusal.SOURCE_ROUTE:
-        return replies.SOURCE_ROUTE_REFUSED
-    return replies.BAD_SENDER_SYNTAX if sender else replies.BAD_RECIPIENT_SYNTAX
+    if sender:
+        return replies.SENDER_SOURCE_ROUTE if reason is Refusal.SOURCE_ROUTE else replies.BAD_SENDER_SYNTAX
+    return _RELAY_REPLIES.get(reason, replies.BAD_RECIPIENT_SYNTAX)
 
 
 def _parse_path(path: str, *, smtputf8: bool, sender: bool) -> Mailbox:
@@ -249,7 +267,10 @@ def _parse_mailbox(path: str, *, smtputf8: bool) -> Mailbox:
     else:
         wire_local, at, domain_text = path.partition("@")
         if not at:
-            raise _Invalid(Refusal.WHITESPACE if " " in path else Refusal.MISSING_DOMAIN)
+            if " " in path:
+                raise _Invalid(Refusal.WHITESPACE)
+            # "user%remote.example", "remote.example!user": a route with no domain of ours
+            raise _Invalid(Refusal.ROUTING_CHARACTER if _ROUTING.intersection(path) else Refusal.MISSING_DOMAIN)
         if not wire_local:
             raise _Invalid(Refusal.EMPTY_LOCAL_PART)
         if " " in wire_local:
@@ -313,8 +334,8 @@ def _parse_domain(text: str) -> str:
             raise _Invalid(Refusal.BAD_DOMAIN)
     if labels[-1].isascii() and labels[-1].isdigit():
         # RFC 1123 §2.1: a top-level label is never all-numeric, so "user@127.0.0.1" is an IP
-        # address in disguise, not a domain.
-        raise _Invalid(Refusal.BAD_DOMAIN)
+        # address in disguise, not a domain: refused like the address literal it stands for.
+        raise _Invalid(Refusal.ADDRESS_LITERAL)
     if len(domain.encode()) > MAX_DOMAIN:
         raise _Invalid(Refusal.DOMAIN_TOO_LONG)
     a_labels = [_to_a_label(label) for label in labels]

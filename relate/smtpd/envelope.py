@@ -9,7 +9,7 @@ Invariants:
   refused: REMOTE_DELIVERY_UNAVAILABLE (550 5.7.1) for an authenticated user until outbound
   delivery exists, RELAY_DENIED (554 5.7.1) for everyone else. Relay tricks (address
   literals, %, ! and @ in the local part, source routes, trailing dots) never get that far:
-  the address module refuses them.
+  the address module refuses them, with 554 5.7.1 on every port.
 - Postmaster (RFC 5321 §4.5.1) is accepted for every hosted domain, case-insensitively,
   and as the bare <Postmaster>: postmaster@domain goes to the user owning that address if
   there is one, else to every administrator (their INBOX, through their filters like any

@@ -205,15 +205,27 @@ NO_POSTMASTER = Reply(550, "5.1.1", "Mailbox unavailable: no postmaster is confi
 REMOTE_DELIVERY_UNAVAILABLE = Reply(
     550, "5.7.1", "Delivery to remote domains is not available on this server"
 )
+# Every destination Relate Mail does not host gets 554 5.7.1, relay tricks included, each
+# with a text that says which trick (RFC 5321 §3.6.1: a server may decline to relay and to
+# take source routes). Senders are never routed to: these are for recipients only.
 RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")  # MX: never a relay for anyone
+RELAY_SOURCE_ROUTE = Reply(554, "5.7.1", "Relay access denied: source routes are not accepted")
+RELAY_ADDRESS_LITERAL = Reply(
+    554, "5.7.1", "Relay access denied: IP addresses and address literals are not accepted as recipients"
+)
+RELAY_ROUTING_CHARACTERS = Reply(554, "5.7.1", "Relay access denied: recipient local part may not contain %, ! or @")
+RELAY_TRAILING_DOT = Reply(554, "5.7.1", "Relay access denied: recipient domain may not end with a dot")
 SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address is not one of the authenticated user's addresses")
+SENDER_SOURCE_ROUTE = Reply(553, "5.7.1", "Source routes are not accepted")
 BAD_SENDER_SYNTAX = Reply(553, "5.1.7", "Bad sender address syntax")
 BAD_RECIPIENT_SYNTAX = Reply(553, "5.1.3", "Bad recipient address syntax")
-SOURCE_ROUTE_REFUSED = Reply(553, "5.7.1", "Source routes are not accepted")
-ADDRESS_LITERAL_REFUSED = Reply(553, "5.7.1", "Address literals are not accepted as recipients")
-ROUTING_CHARACTERS_REFUSED = Reply(553, "5.7.1", "Recipient local part may not contain %, ! or @")
-NON_ASCII_SENDER = Reply(550, "5.6.7", "Non-ASCII sender address requires SMTPUTF8")  # RFC 6531 §3.5
-NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address requires SMTPUTF8")  # RFC 6531 §3.5
+# A non-ASCII address without SMTPUTF8 (RFC 6531 §3.5): X.6.7, "non-ASCII addresses not
+# permitted for that sender/recipient", with 553, RFC 5321 §4.2.2's "mailbox name not
+# allowed (e.g., mailbox syntax incorrect)": the name itself is what this transaction cannot
+# carry, whichever side it is on. One code for sender and recipient alike (550 would say the
+# mailbox is unavailable, which it may not be), so a client handles both the same way.
+NON_ASCII_SENDER = Reply(553, "5.6.7", "Non-ASCII sender address requires SMTPUTF8")
+NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address requires SMTPUTF8")
 
 # --- message content ----------------------------------------------------------------------
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")  # RFC 1870 §6
