@@ -26,8 +26,10 @@ from relate.smtpd.replies import Reply, SmtpError
 # and RCPT. Relate Mail takes command lines up to 1000 octets, the text-line limit.
 RFC_MIN_COMMAND_LINE = 512
 MAX_COMMAND_LINE = 1000
-# RFC 4954 §4: an AUTH line with its initial response, and each SASL response line, may be
-# up to 12288 octets; longer is answered with AUTH_LINE_TOO_LONG (500 5.5.6).
+# RFC 4954 §4: an AUTH command line with its initial response, and each SASL response line,
+# may be up to 12288 octets. A longer AUTH line gets LINE_TOO_LONG (500 5.5.2) like any
+# command line (the reader cannot tell its verb once it stops reading), a longer response
+# line AUTH_LINE_TOO_LONG (500 5.5.6).
 MAX_AUTH_LINE = 12288
 # RFC 5321 §4.5.3.1.6: 1000 octets per text line, CRLF included. Informational: DATA accepts
 # longer lines (see data.py), as deployed servers do, rather than break real mail.

@@ -30,7 +30,7 @@ from relate.protocol.connection import (
 from relate.protocol.log import redact
 from relate.smtpd import replies
 from relate.smtpd.auth import auth
-from relate.smtpd.command import MAX_COMMAND_LINE, parse_bdat, parse_command
+from relate.smtpd.command import MAX_AUTH_LINE, MAX_COMMAND_LINE, parse_bdat, parse_command
 from relate.smtpd.content import bdat, data, drain_bdat
 from relate.smtpd.envelope import mail, rcpt
 from relate.smtpd.hello import ehlo, helo, starttls
@@ -152,15 +152,32 @@ def _goodbye(session: Session, reply: Reply) -> None:
 
 
 def _next_line(session: Session) -> bytes | None:
-    """The next command line; None when it was too long (already answered)."""
+    """The next command line; None when it was too long (already answered).
+
+    A command line may be MAX_COMMAND_LINE octets (RFC 5321 §4.5.3.1.4), except AUTH, whose
+    initial response may make it MAX_AUTH_LINE (RFC 4954 §4). While an AUTH could still run
+    (offered, not yet authenticated, no transaction) the reader takes a line up to the larger
+    limit and a line of another verb over the smaller one is refused once read, before it is
+    parsed; otherwise the smaller limit applies as the line streams in. Either way the reader
+    bounds the line as it arrives: nothing over MAX_AUTH_LINE octets is ever buffered.
+    """
     conn = session.conn
     if not conn.has_complete_line():
         session.flush()  # we are about to wait: the client must have every reply first
+    auth_possible = session.auth_offered and session.auth is None and session.transaction is None
+    limit = MAX_AUTH_LINE if auth_possible else MAX_COMMAND_LINE
     try:
-        return conn.read_line(MAX_COMMAND_LINE, session.listening.timeouts.command)
+        line = conn.read_line(limit, session.listening.timeouts.command)
     except LineTooLong:
-        _refuse(session, SmtpError(replies.LINE_TOO_LONG))  # RFC 5321 §4.5.3.1.4
+        line = None
+    if line is None or (len(line) > MAX_COMMAND_LINE and not _is_auth(line)):
+        _refuse(session, SmtpError(replies.LINE_TOO_LONG))
         return None
+    return line
+
+
+def _is_auth(line: bytes) -> bool:
+    return line.lstrip(b" ")[:5].upper() == b"AUTH "
 
 
 def _log_line(session: Session, line: bytes) -> None:

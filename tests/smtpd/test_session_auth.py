@@ -143,6 +143,65 @@ def test_overlong_answer_is_refused(tls_session: Callable[[], Smtp]) -> None:
     assert smtp.cmd("NOOP") == "250 2.0.0 OK"
 
 
+def plain_line(octets: int) -> str:
+    """An AUTH PLAIN line with a well-formed initial response (a wrong key) of `octets`
+    octets, CRLF included; `octets` - 13 must be a multiple of 4."""
+    size = octets - len("AUTH PLAIN \r\n")
+    assert size % 4 == 0
+    raw = size // 4 * 3 - len(f"\0{ALICE}\0")
+    line = f"AUTH PLAIN {plain(ALICE, 'k' * raw)}"
+    assert len(line) + 2 == octets
+    return line
+
+
+BAD_CREDENTIALS = "535 5.7.8 Authentication credentials invalid"
+LINE_TOO_LONG = "500 5.5.2 Line too long"
+
+
+@pytest.mark.parametrize("octets", [1_005, 12_001, 12_285], ids=["over-1000", "12001", "near-12288"])
+def test_long_initial_response_is_read(tls_session: Callable[[], Smtp], octets: int) -> None:
+    """RFC 4954 §4: an AUTH command line of up to 12288 octets must be accepted."""
+    smtp = tls_session()
+    assert smtp.cmd(plain_line(octets)) == BAD_CREDENTIALS
+    assert smtp.cmd("NOOP") == "250 2.0.0 OK"
+
+
+@pytest.mark.parametrize("octets", [12_289, 13_001], ids=["12289", "13001"])
+def test_overlong_auth_line_is_refused(tls_session: Callable[[], Smtp], world: World, octets: int) -> None:
+    smtp = tls_session()
+    assert smtp.cmd(plain_line(octets)) == LINE_TOO_LONG
+    assert smtp.cmd("NOOP") == "250 2.0.0 OK"  # the rest of the line was read and dropped
+    smtp.login(ALICE, world.alice_key)
+
+
+def test_long_answer_to_a_challenge_is_read(tls_session: Callable[[], Smtp]) -> None:
+    smtp = tls_session()
+    assert smtp.cmd("AUTH PLAIN") == "334 "
+    assert smtp.cmd(plain_line(12_285).removeprefix("AUTH PLAIN ")) == BAD_CREDENTIALS
+
+
+@pytest.mark.parametrize("authenticated", [False, True], ids=["before-auth", "after-auth"])
+def test_other_commands_keep_the_1000_octet_limit(
+    tls_session: Callable[[], Smtp], world: World, authenticated: bool
+) -> None:
+    smtp = tls_session()
+    if authenticated:
+        smtp.login(ALICE, world.alice_key)
+    mail = f"MAIL FROM:<{ALICE}> AUTH="
+    mail += "x" * (1_100 - 2 - len(mail))  # 1,100 octets with CRLF
+    assert smtp.cmd(mail) == LINE_TOO_LONG
+    assert smtp.cmd("NOOP " + "x" * 12_000) == LINE_TOO_LONG
+    assert smtp.cmd(f"MAIL FROM:<{ALICE}>") == ("250 2.1.0 Sender OK" if authenticated else "530 5.7.0 Authentication required")
+
+
+def test_long_auth_line_where_auth_is_not_offered(server: Server) -> None:
+    for port in (server.mx, server.submission):  # MX never offers AUTH; submission not before TLS
+        smtp = Smtp.connect(port)
+        smtp.ehlo()
+        assert smtp.cmd(plain_line(1_005)) == LINE_TOO_LONG
+        assert smtp.cmd("NOOP") == "250 2.0.0 OK"
+
+
 def test_auth_before_tls_is_refused(server: Server, world: World) -> None:
     smtp = Smtp.connect(server.submission)
     smtp.ehlo()
