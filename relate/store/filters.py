@@ -4,7 +4,8 @@ A filter is {conditions, actions}:
 - conditions: {"match": "all"|"any", "from": str, "to": str, "subject": str, "body": str,
   "hasAttachment": bool}; text conditions are case-insensitive substring matches; absent
   conditions are ignored, and a filter with none never matches.
-- actions: {"markRead": bool, "flag": bool, "addLabel": str, "moveTo": str (mailbox name),
+- actions: {"markRead": bool, "flag": bool, "addLabel": str (a label's IMAP keyword, see
+  relate.store.labels), "moveTo": str (mailbox name),
   "delete": bool (to Trash), "stop": bool}.
 Filters run in `position` order; "stop" ends the run after that filter matched.
 """

@@ -1,10 +1,20 @@
 """Labels: named, coloured IMAP keywords (DESIGN.md §5).
 
 Invariants:
-- A label's name is the IMAP keyword on the messages it labels, so a label set through the
-  API is a keyword (a tag) in every IMAP client and a keyword set over IMAP shows as a label.
-  Names therefore follow RFC 9051 flag-keyword syntax (an atom: no spaces, no ( ) { % * " \\ ]).
-- Names are unique per user without regard to case, as keywords compare (RFC 9051 §2.3.2).
+- A label is an IMAP keyword on the messages it labels, so a label set through the API is a
+  keyword (a tag) in every IMAP client and a keyword set over IMAP shows as a label.
+- Keywords are 7-bit atoms (RFC 9051 §9 flag-keyword); a name is what the user typed, any
+  text without spaces, control characters or ( ) { % * " \\ ]. A name's keyword
+  (`keyword_of`) is the name itself when it is ASCII, else its modified UTF-7 form (RFC 3501
+  §5.1.3, the encoding of mailbox names, which IMAP clients already know): "Büro" is
+  `B&APw-ro`. A keyword reads as a name (`name_of`) decoded when it is the modified UTF-7 form
+  of a non-ASCII name, else as it is (a keyword stored as raw UTF-8 before alembic 0010 too).
+  So name_of(keyword_of(n)) == n for every valid name n; an ASCII name that would read as
+  another one (`&ANw-` reads "Ü") is refused.
+- The labels table keeps the keyword (`Label.name`); LabelInfo carries it and the name.
+- Labels are unique per user by keyword without regard to case, as keywords compare (RFC 9051
+  §2.3.2): "Work" and "work" are one label, "Büro" and "büro" too, but "BÜRO" is another
+  (in a keyword, "Ü" and "ü" are different BASE64 runs).
 - Renaming a label renames the keyword on every message of the user and in the user's
   filters; deleting one removes the keyword from every message and the filters' addLabel.
   Each affected mailbox gets one new MODSEQ and one `flags` change event, in one transaction.
@@ -13,55 +23,99 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from relate.db.models import Entry, Filter, Label
+from relate.imapd.grammar import mutf7_decode, mutf7_encode
 from relate.store import events as ev
 from relate.store.errors import Conflict, InvalidInput, NotFound
-from relate.store.messages import allocate, split_flags
+from relate.store.messages import MAX_KEYWORD_LEN, allocate
 from relate.store.session import Tx, read, transaction
 
 MAX_LABELS = 500  # per user
 DEFAULT_COLOR = "#6b7280"
+ATOM_SPECIALS = frozenset(' (){%*"\\]')  # RFC 9051 §9 atom-specials, besides CTL
 
 
 @dataclass(frozen=True)
 class LabelInfo:
     id: int
     user_id: int
-    name: str
+    name: str  # as the user wrote it
+    keyword: str  # the IMAP keyword on its messages (keyword_of(name))
     color: str
     created_at: dt.datetime
 
 
 def _info(label: Label) -> LabelInfo:
-    return LabelInfo(label.id, label.user_id, label.name, label.color, label.created_at)
+    return LabelInfo(label.id, label.user_id, name_of(label.name), label.name, label.color, label.created_at)
+
+
+def _unfit(name: str) -> str | None:
+    """Why `name` cannot be a label's name, or None when it can."""
+    if not name:
+        return "label name must not be empty"
+    if name.startswith("\\"):
+        return "label name must not start with a backslash (that is a system flag)"
+    if any(c in ATOM_SPECIALS or c.isspace() or unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        return 'label names cannot contain spaces, control characters or ( ) { % * " \\ ]'
+    return None
+
+
+def keyword_of(name: str) -> str:
+    """The IMAP keyword of a label name: the name when it is ASCII, else its modified UTF-7."""
+    if name.isascii():
+        return name
+    try:
+        return mutf7_encode(name).decode("ascii")
+    except UnicodeEncodeError:  # a lone surrogate
+        raise InvalidInput("label name is not valid Unicode") from None
+
+
+def name_of(keyword: str) -> str:
+    """The label name a keyword shows as: the non-ASCII name it is the modified UTF-7 form of,
+    else the keyword itself."""
+    if "&" not in keyword or not keyword.isascii():
+        return keyword
+    try:
+        name = mutf7_decode(keyword.encode("ascii"))
+    except ValueError:
+        return keyword
+    if name.isascii() or _unfit(name) or keyword_of(name) != keyword:
+        return keyword  # e.g. "R&-D", or two runs ("&ANw-&APw-") where the encoder writes one
+    return name
+
+
+def names_of(keywords: Iterable[str]) -> list[str]:
+    return [name_of(k) for k in keywords]
 
 
 def validate_name(name: str) -> str:
-    """The label name as a keyword; InvalidInput when it cannot be one."""
+    """The label name (stripped); InvalidInput when it cannot be one."""
     name = (name or "").strip()
-    if not name:
-        raise InvalidInput("label name must not be empty")
-    if name.startswith("\\"):
-        raise InvalidInput("label name must not start with a backslash (that is a system flag)")
-    try:
-        split_flags([name])
-    except InvalidInput:
-        raise InvalidInput(
-            'label names are IMAP keywords: no spaces, control characters or ( ) { % * " \\ ]'
-        ) from None
+    problem = _unfit(name)
+    if problem:
+        raise InvalidInput(problem)
+    keyword = keyword_of(name)
+    if name_of(keyword) != name:
+        raise InvalidInput(f"{name} is how IMAP writes the label {name_of(keyword)}: use that name")
+    if len(keyword) > MAX_KEYWORD_LEN:
+        raise InvalidInput(f"label name is too long: as an IMAP keyword it has {len(keyword)} characters, "
+                           f"at most {MAX_KEYWORD_LEN}")
     return name
 
 
 def list_labels(user_id: int) -> list[LabelInfo]:
+    """The user's labels, by name without regard to case."""
     with read() as s:
-        rows = s.scalars(select(Label).where(Label.user_id == user_id).order_by(func.lower(Label.name), Label.id))
-        return [_info(label) for label in rows]
+        found = [_info(label) for label in s.scalars(select(Label).where(Label.user_id == user_id))]
+    return sorted(found, key=lambda label: (label.name.casefold(), label.id))
 
 
 def get_label(user_id: int, label_id: int) -> LabelInfo:
@@ -72,15 +126,15 @@ def get_label(user_id: int, label_id: int) -> LabelInfo:
         return _info(label)
 
 
-def find_label(user_id: int, name: str) -> LabelInfo | None:
-    """The user's label with this name (without regard to case), if any."""
+def find_label(user_id: int, keyword: str) -> LabelInfo | None:
+    """The user's label with this keyword (without regard to case), if any."""
     with read() as s:
-        label = s.scalar(select(Label).where(Label.user_id == user_id, func.lower(Label.name) == name.lower()))
+        label = s.scalar(select(Label).where(Label.user_id == user_id, func.lower(Label.name) == keyword.lower()))
         return _info(label) if label else None
 
 
-def _taken(t: Tx, user_id: int, name: str, except_id: int | None = None) -> bool:
-    q = select(Label.id).where(Label.user_id == user_id, func.lower(Label.name) == name.lower())
+def _taken(t: Tx, user_id: int, keyword: str, except_id: int | None = None) -> bool:
+    q = select(Label.id).where(Label.user_id == user_id, func.lower(Label.name) == keyword.lower())
     if except_id is not None:
         q = q.where(Label.id != except_id)
     return t.s.scalar(q) is not None
@@ -95,12 +149,13 @@ def create_label(user_id: int, name: str, color: str = DEFAULT_COLOR) -> LabelIn
 
 
 def _create(user_id: int, name: str, color: str) -> LabelInfo:
+    keyword = keyword_of(name)
     with transaction() as t:
-        if _taken(t, user_id, name):
+        if _taken(t, user_id, keyword):
             raise Conflict(f"a label named {name} already exists")
         if (t.s.scalar(select(func.count(Label.id)).where(Label.user_id == user_id)) or 0) >= MAX_LABELS:
             raise Conflict(f"at most {MAX_LABELS} labels")
-        label = Label(user_id=user_id, name=name, color=color or DEFAULT_COLOR, created_at=dt.datetime.now(dt.UTC))
+        label = Label(user_id=user_id, name=keyword, color=color or DEFAULT_COLOR, created_at=dt.datetime.now(dt.UTC))
         t.s.add(label)
         t.s.flush()
         return _info(label)
@@ -159,12 +214,13 @@ def _update(user_id: int, label_id: int, new_name: str | None, color: str | None
         label = t.s.get(Label, label_id)
         if label is None or label.user_id != user_id:
             raise NotFound("no such label")
-        if new_name is not None and new_name != label.name:
-            if _taken(t, user_id, new_name, except_id=label.id):
+        new_keyword = keyword_of(new_name) if new_name is not None else label.name
+        if new_keyword != label.name:
+            if _taken(t, user_id, new_keyword, except_id=label.id):
                 raise Conflict(f"a label named {new_name} already exists")
-            _rewrite_keyword(t, user_id, label.name, new_name)
-            _rewrite_filters(t, user_id, label.name, new_name)
-            label.name = new_name
+            _rewrite_keyword(t, user_id, label.name, new_keyword)
+            _rewrite_filters(t, user_id, label.name, new_keyword)
+            label.name = new_keyword
         if color is not None:
             label.color = color or DEFAULT_COLOR
         t.s.flush()

@@ -48,10 +48,10 @@ def test_flags_expunge_move_and_mailbox_changes(api: Api):
     ws.wait_for("UnreadCountChanged")
     box = inbox(alice.id)
 
-    messages.store_flags(alice.id, box, [first["uid"]], "add", ["\\Seen", "Work"])
+    messages.store_flags(alice.id, box, [first["uid"]], "add", ["\\Seen", "Work", "B&APw-ro"])
     updated = ws.wait_for("EmailUpdated")
     assert updated["data"]["id"] == first["id"] and updated["data"]["isRead"] is True
-    assert updated["data"]["labels"] == ["Work"]
+    assert updated["data"]["labels"] == ["Büro", "Work"]  # keywords read as label names
     assert ws.wait_for("UnreadCountChanged")["data"]["unreadCount"] == 0
 
     projects = mailboxes.create_mailbox(alice.id, "Projects")

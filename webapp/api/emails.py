@@ -7,7 +7,8 @@ Invariants:
 - Reads need api:read, changes api:write (`app` covers both).
 - Deleting moves to Trash; deleting in Trash (or without one) removes for good. Only the
   caller's copy is touched (DESIGN.md §5).
-- Labels are IMAP keywords: `labels` on an email is its keyword list.
+- Labels are IMAP keywords: `labels` on an email is its keyword list, each keyword read as a
+  label name and each name given turned into its keyword (relate.store.labels).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def filters_from(query: dict[str, Any], *, default_mailbox: str | None) -> Filte
         has_attachments=query.get("hasAttachments"),
         seen=query.get("isRead"),
         flagged=query.get("isFlagged"),
-        label=query.get("label"),
+        label=labels.keyword_of(query["label"]) if query.get("label") else None,
     )
 
 
@@ -159,10 +160,11 @@ def remote_images_wanted(user_id: int) -> bool:
 
 
 def check_keywords(names: list[str], field: str) -> list[str]:
+    """The IMAP keywords of the label names a request gives; 400 naming `field` for a bad one."""
     out = []
     for name in names:
         try:
-            out.append(labels.validate_name(name))
+            out.append(labels.keyword_of(labels.validate_name(name)))
         except InvalidInput as exc:
             raise ApiError(400, f"{field}: {exc}", field=field) from None
     return out

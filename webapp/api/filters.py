@@ -71,8 +71,8 @@ TEST_RESULT = shapes.out({"matchCount": shapes.INT, "matchedEmailIds": {"type": 
 
 def filter_json(user_id: int, f: FilterInfo) -> dict[str, Any]:
     c, a = f.conditions, f.actions
-    label_name = a.get("addLabel")
-    label = labels.find_label(user_id, label_name) if isinstance(label_name, str) else None
+    keyword = a["addLabel"] if isinstance(a.get("addLabel"), str) else None
+    label = labels.find_label(user_id, keyword) if keyword else None
     return {
         "id": f.id,
         "name": f.name,
@@ -83,7 +83,7 @@ def filter_json(user_id: int, f: FilterInfo) -> dict[str, Any]:
         "matchAll": c.get("match", "all") != "any",
         **{field: bool(a.get(key)) for field, key in ACTION_FIELDS.items()},
         "assignLabelId": label.id if label else None,
-        "assignLabelName": label_name if isinstance(label_name, str) else None,
+        "assignLabelName": label.name if label else (labels.name_of(keyword) if keyword else None),
         "assignLabelColor": label.color if label else None,
         "moveToMailbox": a.get("moveTo"),
         "createdAt": shapes.iso(f.created_at),
@@ -116,7 +116,7 @@ def _store_form(user_id: int, data: dict[str, Any], conditions: dict[str, Any], 
             actions.pop("addLabel", None)
         else:
             try:
-                actions["addLabel"] = labels.get_label(user_id, int(data["assignLabelId"])).name
+                actions["addLabel"] = labels.get_label(user_id, int(data["assignLabelId"])).keyword
             except NotFound:
                 raise ApiError(404, "assignLabelId: no such label", field="assignLabelId") from None
     if "moveToMailbox" in data:

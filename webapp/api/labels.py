@@ -1,8 +1,9 @@
 """/api/labels: the caller's labels (named, coloured IMAP keywords) and putting them on emails.
 
 Invariants:
-- A label's name is the keyword on its messages (relate.store.labels): renaming or deleting
-  a label changes every message carrying it and the filters that add it.
+- A label is a keyword on its messages: its name, or the name's modified UTF-7 form when it
+  is not ASCII (relate.store.labels). Renaming or deleting a label changes every message
+  carrying it and the filters that add it.
 - Label and email ids are looked up through the caller's user id: another user's is a 404.
 """
 
@@ -52,8 +53,8 @@ def list_labels() -> Any:
 
 @bp.post("/api/labels")
 @require("api:write")
-@endpoint(summary="Create a label (its name is an IMAP keyword)", body=CREATE, response=LABEL, status=201,
-          tags=TAGS, errors=(409,))
+@endpoint(summary="Create a label (an IMAP keyword: its name, in modified UTF-7 when not ASCII)", body=CREATE,
+          response=LABEL, status=201, tags=TAGS, errors=(409,))
 def create_label() -> Any:
     label = labels.create_label(principal().user_id, _name(g.body["name"]), g.body.get("color", labels.DEFAULT_COLOR))
     return label_json(label), 201
@@ -90,16 +91,16 @@ def delete_label(label_id: int) -> Any:
 def label_emails(label_id: int) -> Any:
     user_id = principal().user_id
     label = labels.get_label(user_id, label_id)
-    return paged(user_id, Filters(label=label.name), g.query)
+    return paged(user_id, Filters(label=label.keyword), g.query)
 
 
 def _relabel(email_id: int, label_id: int, mode: str) -> dict[str, Any]:
     user_id = principal().user_id
     entry = messages.get_entry(user_id, email_id)
     label = labels.get_label(user_id, label_id)
-    messages.store_flags(user_id, entry.mailbox_id, [entry.uid], mode, [label.name], origin=ORIGIN)
+    messages.store_flags(user_id, entry.mailbox_id, [entry.uid], mode, [label.keyword], origin=ORIGIN)
     row = listing.get_row(user_id, email_id)
-    return {"emailId": row.id, "labels": list(row.keywords)}
+    return {"emailId": row.id, "labels": labels.names_of(row.keywords)}
 
 
 @bp.post("/api/labels/emails/<int:email_id>")

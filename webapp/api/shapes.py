@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Response
 
+from relate.store.labels import names_of
 from relate.store.listing import SORTS, EmailRow, Page
 from webapp.jsonio import rfc3339_response
 
@@ -28,8 +29,9 @@ MAX_BULK = 1000  # ids in one bulk request
 # Characters no stored text may hold: NUL and UTF-16 surrogates (invalid in UTF-8).
 _TEXT_PATTERN = "^[^\\x00\\ud800-\\udfff]*$"
 _LINE_PATTERN = "^[^\\x00-\\x1f\\x7f\\ud800-\\udfff]*$"
-# An IMAP flag keyword (RFC 9051 §9 flag-keyword = atom): labels are keywords.
-_KEYWORD_PATTERN = '^[^\\x00-\\x20\\x7f(){%*"\\\\\\]\\ud800-\\udfff]+$'
+# A label name: an IMAP flag keyword (RFC 9051 §9 flag-keyword = atom) but for non-ASCII
+# letters, which its keyword carries in modified UTF-7 (relate.store.labels).
+_KEYWORD_PATTERN = '^[^\\x00-\\x20\\x7f-\\x9f(){%*"\\\\\\]\\ud800-\\udfff]+$'
 
 
 def text(max_length: int, *, min_length: int = 0) -> dict[str, Any]:
@@ -181,7 +183,7 @@ def _summary(row: EmailRow, received: Any, sent: Any) -> dict[str, Any]:
         "isFlagged": row.flagged,
         "isAnswered": row.answered,
         "isDraft": row.draft,
-        "labels": list(row.keywords),
+        "labels": names_of(row.keywords),
         "hasAttachments": row.has_attachments,
         "attachmentCount": row.attachment_count,
     }
