@@ -25,7 +25,7 @@ Downgrade changes nothing: the code of the revisions before reads a 7-bit keywor
 back keywords IMAP clients cannot use.
 
 Revision ID: 0010_label_keywords_7bit
-Revises: 0008_entries_body_cover
+Revises: 0009_body_wire_size
 Create Date: 2026-11-29
 """
 
@@ -38,10 +38,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from relate.imapd.grammar import mutf7_encode
+from relate.message.mutf7 import mutf7_encode
 
 revision = "0010_label_keywords_7bit"
-down_revision = "0008_entries_body_cover"
+down_revision = "0009_body_wire_size"
 branch_labels = None
 depends_on = None
 

@@ -32,7 +32,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from relate.db.models import Entry, Filter, Label
-from relate.imapd.grammar import mutf7_decode, mutf7_encode
+from relate.message.mutf7 import mutf7_decode, mutf7_encode
 from relate.store import events as ev
 from relate.store.errors import Conflict, InvalidInput, NotFound
 from relate.store.messages import MAX_KEYWORD_LEN, allocate

@@ -16,7 +16,7 @@ from tests.conftest import make_settings
 from tests.store.helpers import make_message
 from tests.store.migrations import run_step
 
-BEFORE = "0008_entries_body_cover"
+BEFORE = "0009_body_wire_size"
 LONG = "Ü" * 80  # its modified UTF-7 is longer than a keyword may be
 
 
