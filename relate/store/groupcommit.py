@@ -59,9 +59,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from relate.db import get_engine
 from relate.message import ParsedMessage, parse_message
 from relate.store import events as ev
-from relate.store import filters, messages
+from relate.store import filters, mailboxes, messages
 from relate.store.errors import NotFound, RetryableConflict, TemporaryFailure
 from relate.store.events import CHANNEL, NOTIFY_LIMIT
+from relate.store.mailboxes import DEFAULT_NAMES
 from relate.store.session import RETRYABLE_PGCODES
 from relate.store.types import Delivered, Envelope
 
@@ -477,8 +478,13 @@ def _users(envelope: Envelope, owners: dict[str, int]) -> list[int]:
 
 
 def _mailbox_for(boxes: dict[int, list[Any]], user_id: int, name: str | None, special: str | None) -> Any:
-    """messages._mailbox_for over rows already read: by name, else by special use, else INBOX."""
+    """messages._mailbox_for over rows already read: by name, else by special use, else INBOX.
+    A role every user is given but this one deleted (Trash, Sent) is created again first, and
+    the batch is then read afresh (_Stale), as messages._mailbox_for would create it."""
     mine = boxes.get(user_id, [])
+    if special in DEFAULT_NAMES and not any(box[3] == special or (name and box[2] == name) for box in mine):
+        mailboxes.ensure_special(user_id, special)
+        raise _Stale
     for wanted, column in ((name, 2), (special, 3), ("INBOX", 2)):
         if wanted:
             for box in mine:

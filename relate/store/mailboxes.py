@@ -6,6 +6,10 @@ Invariants:
 - UIDVALIDITY comes from the user's counter (never smaller than the clock in seconds), so a
   mailbox deleted and created again gets a new, greater value (RFC 9051 §2.3.1.1).
 - A mailbox with children cannot be deleted ([HASCHILDREN]); creating a/b/c creates a and a/b.
+- Every user is given the special-use roles of SPECIAL_MAILBOXES (RFC 6154). IMAP may delete
+  those mailboxes (the REST API may not); a mailbox then created under a missing role's
+  default name ("Trash" while there is no \\Trash) takes the role again, and the store
+  re-creates a missing role's mailbox where it needs one (delete to Trash, the Sent copy).
 - Subscriptions are a per-user list of names (RFC 9051 §6.3.7), not mailbox state: a name may
   be subscribed whether or not its mailbox exists, deleting a mailbox leaves its subscription
   (unless the caller asks otherwise), and renaming one renames the subscriptions of it and
@@ -38,6 +42,7 @@ DELIMITER = "/"
 MAX_NAME = 1000
 MAX_DEPTH = 32
 MAX_SUBSCRIPTIONS = 10_000  # names one user may subscribe; SUBSCRIBE may name any mailbox, existing or not
+DEFAULT_NAMES = {use: name for name, use in SPECIAL_MAILBOXES if use}  # '\\Trash' -> 'Trash'
 
 
 def normalise_name(name: str) -> str:
@@ -166,16 +171,60 @@ def get_mailbox_by_id(user_id: int, mailbox_id: int) -> MailboxInfo:
         return _info(box)
 
 
+def _with_use(user_id: int, use: str) -> Any:
+    return select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.special_use == use).order_by(Mailbox.id).limit(1)
+
+
 def find_special(user_id: int, use: str) -> MailboxInfo | None:
     with read() as s:
-        box = s.scalar(select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.special_use == use))
+        box = s.scalar(_with_use(user_id, use))
         return _info(box) if box else None
+
+
+def special_mailbox(t: Tx, user_id: int, use: str) -> Mailbox:
+    """The user's mailbox with the special use `use` (one of DEFAULT_NAMES), created again,
+    subscribed, when the user has deleted it: under its default name, or "Trash 2", "Trash 3"...
+    when another mailbox has that name."""
+    box = t.s.scalar(_with_use(user_id, use))
+    if box is None and t.postgres:  # one creator at a time; a second one finds the first's
+        t.s.execute(select(User.id).where(User.id == user_id).with_for_update())
+        box = t.s.scalar(_with_use(user_id, use))
+    if box is not None:
+        return box
+    existing = set(t.s.scalars(select(Mailbox.name).where(Mailbox.user_id == user_id)))
+    name, n = DEFAULT_NAMES[use], 1
+    while name in existing:
+        n += 1
+        name = f"{DEFAULT_NAMES[use]} {n}"
+    box = _add(t, user_id, name, use)
+    _subscribe(t, user_id, [name])
+    t.s.flush()
+    return box
+
+
+def ensure_special(user_id: int, use: str) -> MailboxInfo:
+    """find_special(), re-creating the mailbox (special_mailbox) when the user has none."""
+    found = find_special(user_id, use)
+    if found is not None:
+        return found
+    with transaction() as t:
+        return _info(special_mailbox(t, user_id, use))
+
+
+def _default_use(t: Tx, user_id: int, name: str) -> str | None:
+    """The role a new mailbox called `name` takes: the one whose default name it is, when the
+    user has no mailbox with that role (a client re-creating a deleted Trash)."""
+    use = next((use for use, default in DEFAULT_NAMES.items() if default == name), None)
+    if use is None or t.s.scalar(_with_use(user_id, use)) is not None:
+        return None
+    return use
 
 
 def create_mailbox(user_id: int, name: str, special_use: str | None = None, *, subscribe: bool = True) -> MailboxInfo:
     """Create `name` and any missing parents. Conflict if it exists.
 
     subscribe: add what was created to the subscription list (a name already there stays).
+    Without `special_use`, a default name of a role the user lacks takes that role (_default_use).
     """
     name = normalise_name(name)
     if special_use is not None and special_use not in SPECIAL_USES:
@@ -188,6 +237,8 @@ def create_mailbox(user_id: int, name: str, special_use: str | None = None, *, s
             select(Mailbox.id).where(Mailbox.user_id == user_id, Mailbox.special_use == special_use)
         ):
             raise Conflict(f"a mailbox with {special_use} already exists")
+        if special_use is None:
+            special_use = _default_use(t, user_id, name)
         parts = name.split(DELIMITER)
         parents = [DELIMITER.join(parts[:depth]) for depth in range(1, len(parts))]
         created = [parent for parent in parents if parent not in existing]
@@ -208,16 +259,22 @@ def _children(t: Tx, user_id: int, name: str) -> list[Mailbox]:
     ]
 
 
-def delete_mailbox(user_id: int, name: str, *, unsubscribe: bool = False) -> None:
+def delete_mailbox(user_id: int, name: str, *, unsubscribe: bool = False, keep_special: bool = False) -> None:
     """Delete a mailbox and its entries. Its subscription stays (RFC 9051 §6.3.7) unless
-    `unsubscribe` (the REST API, where the subscription is a property of the mailbox)."""
+    `unsubscribe` (the REST API, where the subscription is a property of the mailbox).
+
+    INBOX is never deleted (Forbidden). With `keep_special` (the REST API) neither INBOX nor a
+    mailbox with a role every user is given (DEFAULT_NAMES) is, and both are a Conflict; IMAP
+    clients may delete those (RFC 6154 leaves it to them)."""
     name = normalise_name(name)
     if name == "INBOX":
-        raise Forbidden("INBOX cannot be deleted")
+        raise (Conflict if keep_special else Forbidden)("INBOX cannot be deleted")
     with transaction() as t:
         box = t.s.scalar(select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.name == name).with_for_update())
         if box is None:
             raise NotFound(f"no mailbox named {name}")
+        if keep_special and box.special_use in DEFAULT_NAMES:
+            raise Conflict(f"{name} is the {box.special_use} mailbox and cannot be deleted")
         if _children(t, user_id, name):
             raise Conflict(f"mailbox {name} has child mailboxes")  # RFC 9051 [HASCHILDREN]
         t.s.execute(delete(Entry).where(Entry.mailbox_id == box.id))

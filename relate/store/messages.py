@@ -65,7 +65,15 @@ from relate.message import ParsedMessage, crlf, parse_message
 from relate.store import events as ev
 from relate.store import filters, pgnotify
 from relate.store.errors import InvalidInput, NotFound
-from relate.store.mailboxes import PG_MAILBOX_COLUMNS, get_mailbox, lock_mailbox, normalise_name, pg_info
+from relate.store.mailboxes import (
+    DEFAULT_NAMES,
+    PG_MAILBOX_COLUMNS,
+    get_mailbox,
+    lock_mailbox,
+    normalise_name,
+    pg_info,
+    special_mailbox,
+)
 from relate.store.session import Tx, pg_read, pg_write, read, retrying, transaction
 from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import Delivered, EntryInfo, Envelope, MailboxInfo
@@ -336,11 +344,15 @@ def summary(entry: Entry | EntryInfo, parsed: ParsedMessage) -> dict[str, object
 
 
 def _mailbox_for(t: Tx, user_id: int, name: str | None, special: str | None) -> Mailbox:
+    """Where a delivery goes: the mailbox `name`, else the one with the role `special` (created
+    again when the user deleted it: a filter's delete still goes to Trash), else INBOX."""
     q = select(Mailbox).where(Mailbox.user_id == user_id)
     box = None
     if name:
         box = t.s.scalar(q.where(Mailbox.name == name))
-    if box is None and special:
+    if box is None and special in DEFAULT_NAMES:
+        box = special_mailbox(t, user_id, special)
+    elif box is None and special:
         box = t.s.scalar(q.where(Mailbox.special_use == special))
     if box is None:
         box = t.s.scalar(q.where(Mailbox.name == "INBOX"))

@@ -106,3 +106,13 @@ def test_plain_port_with_starttls(server: ImapServer, account: Account) -> None:
     ok(imap.login(account.address, account.key))
     ok(imap.select("INBOX"))
     assert imap.logout()[0] == "BYE"
+
+
+def test_a_trash_created_again_takes_the_trash_role(imap: imaplib.IMAP4, account: Account) -> None:
+    """Thunderbird re-creates a deleted Trash with a plain CREATE; it is the \\Trash again."""
+    ok(imap.delete("Trash"))
+    assert ok(imap.list('""', "Trash")) == [None]
+    ok(imap.create("Trash"))
+    assert [line.decode() for line in ok(imap.list('""', "Trash"))] == ['(\\HasNoChildren \\Trash) "/" "Trash"']
+    ok(imap.create("Trash/Old"))  # only the top-level default name takes the role
+    assert b"\\Trash" not in ok(imap.list('""', "Trash/Old"))[0]

@@ -1,6 +1,19 @@
 import pytest
 
-from relate.store import Conflict, Forbidden, InvalidInput, NotFound, accounts, events, mailboxes, messages
+from relate.store import (
+    Conflict,
+    Envelope,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    accounts,
+    events,
+    groupcommit,
+    mailboxes,
+    messages,
+    userfilters,
+)
+from relate.store.types import SPECIAL_MAILBOXES
 from tests.store.helpers import make_message
 
 
@@ -128,3 +141,91 @@ def test_other_users_mailboxes_are_invisible(user):
         mailboxes.get_mailbox_by_id(user.id, box.id)
     with pytest.raises(NotFound):
         messages.append(user.id, box.id, make_message())
+
+
+# -- special-use roles ------------------------------------------------------------------------
+
+ROLES = [(use, name) for name, use in SPECIAL_MAILBOXES if use]
+
+
+def uses(user_id):
+    return {m.name: m.special_use for m in mailboxes.list_mailboxes(user_id)}
+
+
+@pytest.mark.parametrize(("use", "name"), ROLES, ids=[name for _, name in ROLES])
+def test_a_deleted_role_is_taken_again_by_its_default_name(user, use, name):
+    mailboxes.delete_mailbox(user.id, name)  # as IMAP DELETE may
+    assert mailboxes.find_special(user.id, use) is None
+    assert mailboxes.create_mailbox(user.id, name).special_use == use
+    assert mailboxes.find_special(user.id, use).name == name
+
+
+def test_a_default_name_takes_no_role_another_mailbox_has(user):
+    mailboxes.rename_mailbox(user.id, "Trash", "Bin")  # the role follows the mailbox
+    assert mailboxes.create_mailbox(user.id, "Trash").special_use is None
+    assert mailboxes.create_mailbox(user.id, "Old/Trash").special_use is None
+    mailboxes.delete_mailbox(user.id, "Bin")  # now there is no \\Trash, and only "Trash" would take it
+    assert mailboxes.create_mailbox(user.id, "New/Trash").special_use is None
+    assert mailboxes.create_mailbox(user.id, "trash").special_use is None
+    assert mailboxes.create_mailbox(user.id, "Deleted", "\\Trash").special_use == "\\Trash"  # a role asked for
+
+
+def test_ensure_special_recreates_a_missing_role(user):
+    trash = mailboxes.find_special(user.id, "\\Trash")
+    assert mailboxes.ensure_special(user.id, "\\Trash") == trash
+    mailboxes.delete_mailbox(user.id, "Trash")
+    again = mailboxes.ensure_special(user.id, "\\Trash")
+    assert again.name == "Trash" and again.special_use == "\\Trash" and again.subscribed
+    assert again.id != trash.id and mailboxes.ensure_special(user.id, "\\Trash") == again
+
+
+def test_ensure_special_picks_a_free_name(user):
+    mailboxes.rename_mailbox(user.id, "Trash", "Bin")
+    mailboxes.create_mailbox(user.id, "Trash")  # an ordinary mailbox: Bin has the role
+    mailboxes.create_mailbox(user.id, "Trash 2")
+    mailboxes.delete_mailbox(user.id, "Bin")
+    assert mailboxes.ensure_special(user.id, "\\Trash").name == "Trash 3"
+    assert uses(user.id)["Trash"] is None and uses(user.id)["Trash 3"] == "\\Trash"
+
+
+@pytest.mark.parametrize("name", [name for name, _ in SPECIAL_MAILBOXES])
+def test_keep_special_refuses_special_mailboxes(user, name):
+    with pytest.raises(Conflict):
+        mailboxes.delete_mailbox(user.id, name, keep_special=True)
+    assert name in names(user.id)
+
+
+def test_keep_special_deletes_ordinary_mailboxes(user):
+    mailboxes.create_mailbox(user.id, "Plain")
+    mailboxes.delete_mailbox(user.id, "Plain", keep_special=True)
+    assert "Plain" not in names(user.id)
+
+
+def test_a_filters_delete_goes_to_a_recreated_trash(user):
+    userfilters.create_filter(user.id, "bin it", {"subject": "spam"}, {"delete": True})
+    mailboxes.delete_mailbox(user.id, "Trash")
+    messages.deliver(make_message("spam offer"), Envelope("carol@example.com", (user.primary_address,)))
+    trash = mailboxes.find_special(user.id, "\\Trash")
+    assert trash is not None and trash.name == "Trash"
+    assert len(messages.list_entries(user.id, trash.id)) == 1
+    assert messages.list_entries(user.id, mailboxes.get_mailbox(user.id, "INBOX").id) == []
+
+
+def test_the_sent_copy_goes_to_a_recreated_sent(user):
+    mailboxes.delete_mailbox(user.id, "Sent")
+    messages.deliver(make_message("out"), Envelope(user.primary_address, ("nobody@elsewhere.test",),
+                                                   sender_user_id=user.id))
+    sent = mailboxes.find_special(user.id, "\\Sent")
+    assert sent is not None and len(messages.list_entries(user.id, sent.id)) == 1
+
+
+def test_group_commit_files_into_recreated_mailboxes_too(user):
+    userfilters.create_filter(user.id, "bin it", {"subject": "spam"}, {"delete": True})
+    mailboxes.delete_mailbox(user.id, "Trash")
+    mailboxes.delete_mailbox(user.id, "Sent")
+    groupcommit.deliver(make_message("spam again"), Envelope(user.primary_address, (user.primary_address,),
+                                                             sender_user_id=user.id))
+    trash, sent = mailboxes.find_special(user.id, "\\Trash"), mailboxes.find_special(user.id, "\\Sent")
+    assert trash is not None and len(messages.list_entries(user.id, trash.id)) == 1
+    assert sent is not None and len(messages.list_entries(user.id, sent.id)) == 1
+    assert messages.list_entries(user.id, mailboxes.get_mailbox(user.id, "INBOX").id) == []

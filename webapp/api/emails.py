@@ -5,8 +5,9 @@ Invariants:
   lookup goes through the caller's user id, so another user's id is a 404, never a 403 that
   would confirm it exists.
 - Reads need api:read, changes api:write (`app` covers both).
-- Deleting moves to Trash; deleting in Trash (or without one) removes for good. Only the
-  caller's copy is touched (DESIGN.md §5).
+- Deleting moves to Trash; only deleting in Trash removes for good. A caller without a
+  Trash (deleted over IMAP) gets one again, never an expunge. Only the caller's copy is
+  touched (DESIGN.md §5).
 - Labels are IMAP keywords: `labels` on an email is its keyword list, each keyword read as a
   label name and each name given turned into its keyword (relate.store.labels).
 """
@@ -184,15 +185,17 @@ def change_flags(user_id: int, mailbox_id: int, uids: list[int], *, add: list[st
 
 
 def delete_entries(user_id: int, entries: list[Any]) -> int:
-    """Move the caller's messages to Trash, or remove them for good when they are in Trash
-    (or there is none). Returns how many were deleted or moved."""
-    trash = mailboxes.find_special(user_id, "\\Trash")
+    """Move the caller's messages to Trash (made again if the caller deleted it), or remove them
+    for good when they are in Trash. Returns how many were deleted or moved."""
     by_mailbox: dict[int, list[int]] = {}
     for e in entries:
         by_mailbox.setdefault(e.mailbox_id, []).append(e.uid)
+    if not by_mailbox:
+        return 0
+    trash = mailboxes.ensure_special(user_id, "\\Trash")
     done = 0
     for mailbox_id, uids in sorted(by_mailbox.items()):
-        if trash is None or mailbox_id == trash.id:
+        if mailbox_id == trash.id:
             done += len(messages.expunge(user_id, mailbox_id, uids, only_deleted=False, origin=ORIGIN))
         else:
             done += len(messages.move(user_id, mailbox_id, uids, trash.id, origin=ORIGIN).pairs)

@@ -1,9 +1,11 @@
 """/api/mailboxes: the caller's mailboxes with their counts; create, rename, subscribe, delete.
 
 Invariants:
-- Names use "/" as the hierarchy delimiter; INBOX is case-insensitive and cannot be deleted
-  or be a rename's target; a mailbox with children cannot be deleted (409) (relate.store
-  .mailboxes holds these rules; this module only maps them to HTTP).
+- Names use "/" as the hierarchy delimiter; INBOX is case-insensitive and cannot be a
+  rename's target (403). INBOX, the special-use mailboxes every user is given (\\Sent,
+  \\Drafts, \\Trash, \\Junk, \\Archive) and a mailbox with children cannot be deleted (409).
+  Creating "Trash" while the caller has no \\Trash gives it that role (likewise the others).
+  relate.store.mailboxes holds these rules; this module only maps them to HTTP.
 - Counts come from the counters the database keeps on each mailbox row.
 - `subscribed` is the IMAP subscription of the mailbox's name (shared with IMAP clients):
   mailboxes created here are subscribed, a rename keeps it, and deleting a mailbox here also
@@ -107,10 +109,10 @@ def update_mailbox(mailbox_id: int) -> Any:
 
 @bp.delete("/api/mailboxes/<int:mailbox_id>")
 @require("api:write")
-@endpoint(summary="Delete a mailbox and the messages in it (not INBOX, not one with children)", status=204,
-          tags=TAGS, errors=(403, 409))
+@endpoint(summary="Delete a mailbox and the messages in it (not INBOX nor a special-use mailbox, not one "
+          "with children)", status=204, tags=TAGS, errors=(409,))
 def delete_mailbox(mailbox_id: int) -> Any:
     user_id = principal().user_id
     box = mailboxes.get_mailbox_by_id(user_id, mailbox_id)
-    mailboxes.delete_mailbox(user_id, box.name, unsubscribe=True)
+    mailboxes.delete_mailbox(user_id, box.name, unsubscribe=True, keep_special=True)
     return "", 204
