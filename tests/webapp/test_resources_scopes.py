@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from relate.config import OidcSettings, Settings
-from relate.store import labels, messages, userfilters
+from relate.store import labels, mailboxes, messages, userfilters
 from tests.webapp import resources_fixtures as fixtures
 from tests.webapp.resources_fixtures import Api, User, make_message
 from webapp import create_app
@@ -59,7 +59,7 @@ def ids(alice: User, carol: User) -> dict[str, object]:
     return {
         "email": entry.id,
         "thread": entry.thread_id,
-        "mailbox": alice.mailbox("Junk"),
+        "mailbox": mailboxes.create_mailbox(alice.id, "Scoped box").id,  # not a special-use one: deletable
         "label": labels.create_label(alice.id, "Existing").id,
         "filter": userfilters.create_filter(alice.id, "f", {"subject": "a"}, {}).id,
     }
