@@ -381,7 +381,8 @@ def user_for_claims(settings: Settings, claims: dict[str, Any], *, access_token:
     if domains and address.split("@", 1)[1] not in domains:
         raise ApiError(403, f"{address.split('@', 1)[1]} is not a domain hosted here")
     try:
-        created = accounts.create_user(address, name, oidc_issuer=issuer, oidc_subject=subject)
+        # Not over a pending request made since find_user above: that is for an administrator to settle.
+        created = accounts.create_user(address, name, oidc_issuer=issuer, oidc_subject=subject, over_pending=False)
     except Conflict:  # the same identity signed in twice at once
         again = accounts.find_oidc_user(issuer, subject)
         if again is None:

@@ -5,11 +5,16 @@ Invariants:
   in hosted domains receive mail or may be sent from.
 - Creating a user creates its primary address (confirmed, its domain becomes hosted) and the
   special mailboxes in the same transaction.
+- A user may ask for an address (pending until an administrator confirms it) only in a
+  hosted domain and only MAX_PENDING_ADDRESSES at a time; confirming one never hosts a
+  domain. An administrator's creation of a user or an address takes precedence over a
+  pending request for it (the request is dropped); a confirmed address is never taken.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -22,7 +27,12 @@ from relate.store.session import Tx, read, transaction
 from relate.store.sql import insert_ignore, rowcount
 from relate.store.types import AddressInfo, UserInfo
 
+log = logging.getLogger("relate.store.accounts")
+
 DEVELOPMENT_USER = "dev@relate.test"  # who the web UI and API act as in development mode
+# Addresses one user may have waiting for an administrator at once: room for real requests,
+# too few to squat on the names of people an administrator has yet to add.
+MAX_PENDING_ADDRESSES = 5
 
 # RFC 5321 §4.5.3.1: local part 64 octets, domain 255, path 256.
 MAX_LOCAL = 64
@@ -69,6 +79,10 @@ def _user_info(u: User) -> UserInfo:
 
 def _ensure_domain(t: Tx, name: str) -> None:
     insert_ignore(t, Domain, {"name": name, "created_at": dt.datetime.now(dt.UTC)}, ["name"])
+
+
+def _hosted(t: Tx, name: str) -> bool:
+    return t.s.scalar(select(Domain.id).where(Domain.name == name)) is not None
 
 
 def add_domain(name: str) -> str:
@@ -123,14 +137,17 @@ def create_user(
     is_admin: bool = False,
     oidc_issuer: str | None = None,
     oidc_subject: str | None = None,
+    over_pending: bool = True,
 ) -> UserInfo:
-    """Create a user with its primary address (confirmed) and its special mailboxes."""
+    """Create a user with its primary address (confirmed) and its special mailboxes.
+
+    over_pending: another user's pending request for the address is dropped (an administrator
+    creating the user); False keeps it, and the address is in use (Conflict)."""
     address = normalise_address(email)
     domain = address.split("@", 1)[1]
     try:
         with transaction() as t:
-            if t.s.scalar(select(Address.id).where(Address.address == address)) is not None:
-                raise Conflict(f"address {address} is already in use")
+            _make_room(t, address, over_pending=over_pending)
             _ensure_domain(t, domain)
             user = User(
                 primary_address=address,
@@ -231,19 +248,42 @@ def count_users() -> int:
 # -- addresses -----------------------------------------------------------------------------
 
 
+def _make_room(t: Tx, address: str, *, over_pending: bool) -> None:
+    """Conflict when `address` is taken; with `over_pending`, a pending request for it (by
+    anyone, the new owner too) is not a claim and is dropped."""
+    row = t.s.scalar(select(Address).where(Address.address == address))
+    if row is None:
+        return
+    if row.confirmed or not over_pending:
+        raise Conflict(f"address {address} is already in use")
+    log.warning("dropped the pending request of user %s for %s: an administrator assigned the address",
+                row.user_id, address)
+    t.s.delete(row)
+    t.s.flush()
+
+
 def add_address(user_id: int, address: str, *, confirmed: bool) -> AddressInfo:
-    """Give `user_id` another address. Admin-assigned addresses are confirmed; user-requested
-    ones stay pending until an administrator confirms them (no claiming other people's mail)."""
+    """Give `user_id` another address. Admin-assigned addresses are confirmed (their domain
+    becomes hosted) and take precedence over a pending request; user-requested ones must be
+    in a hosted domain (InvalidInput), stay pending until an administrator confirms them (no
+    claiming other people's mail), and a user has at most MAX_PENDING_ADDRESSES (Conflict)."""
     addr = normalise_address(address)
     domain = addr.split("@", 1)[1]
     try:
         with transaction() as t:
-            if t.s.get(User, user_id) is None:
+            if t.s.get(User, user_id, with_for_update=not confirmed) is None:  # one request at a time
                 raise NotFound("no such user")
-            if t.s.scalar(select(Address.id).where(Address.address == addr)) is not None:
-                raise Conflict(f"address {addr} is already in use")
+            _make_room(t, addr, over_pending=confirmed)
             if confirmed:
                 _ensure_domain(t, domain)
+            else:
+                if not _hosted(t, domain):
+                    raise InvalidInput(f"{domain} is not a domain hosted here")
+                waiting = t.s.scalar(select(func.count(Address.id)).where(Address.user_id == user_id,
+                                                                         Address.confirmed.is_(False)))
+                if (waiting or 0) >= MAX_PENDING_ADDRESSES:
+                    raise Conflict(f"{MAX_PENDING_ADDRESSES} addresses already wait for an administrator's "
+                                   "confirmation; remove one to ask for another")
             t.s.add(Address(address=addr, domain=domain, user_id=user_id, confirmed=confirmed))
     except IntegrityError:
         raise Conflict(f"address {addr} is already in use") from None
@@ -251,13 +291,16 @@ def add_address(user_id: int, address: str, *, confirmed: bool) -> AddressInfo:
 
 
 def confirm_address(address: str) -> AddressInfo:
+    """Confirm a pending address. Its domain must be hosted (Conflict otherwise): hosting a
+    domain is an administrator's explicit act, never a side effect of a user's request."""
     addr = normalise_address(address)
     with transaction() as t:
         row = t.s.scalar(select(Address).where(Address.address == addr))
         if row is None:
             raise NotFound(f"no such address {addr}")
+        if not _hosted(t, row.domain):
+            raise Conflict(f"{row.domain} is not a domain hosted here; host it first to confirm {addr}")
         row.confirmed = True
-        _ensure_domain(t, row.domain)
         return AddressInfo(addr, row.user_id, True)
 
 

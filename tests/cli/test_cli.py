@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from relate.store import accounts
+
 
 def test_users_domains_addresses_keys(cli):
     out = cli("users", "add", "Alice@Example.com", "--name", "Alice", "--admin").stdout
@@ -52,6 +54,24 @@ def test_user_errors_are_one_line_and_exit_1(cli, args, message):
 def test_duplicate_user(cli):
     cli("users", "add", "a@example.com")
     result = cli("users", "add", "A@example.com", check=False)
+    assert result.returncode == 1 and "already in use" in result.stderr
+
+
+def test_users_and_addresses_add_take_over_pending_requests(pg_cli):
+    squatter = accounts.create_user("squatter@example.com")
+    for address in ("newguy@example.com", "sales@example.com"):
+        accounts.add_address(squatter.id, address, confirmed=False)
+    added = pg_cli("users", "add", "newguy@example.com")
+    assert "newguy@example.com" in added.stdout
+    assert "dropped the pending request" in added.stderr  # logged
+    pg_cli("addresses", "add", "newguy@example.com", "sales@example.com")
+    newguy = accounts.find_user("newguy@example.com")
+    assert newguy is not None and accounts.resolve_recipient("sales@example.com") == newguy.id
+    assert accounts.pending_addresses() == []
+    # A confirmed address of another user stays theirs.
+    result = pg_cli("addresses", "add", "newguy@example.com", "squatter@example.com", check=False)
+    assert result.returncode == 1 and "already in use" in result.stderr
+    result = pg_cli("users", "add", "sales@example.com", check=False)
     assert result.returncode == 1 and "already in use" in result.stderr
 
 

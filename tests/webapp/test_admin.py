@@ -74,6 +74,38 @@ def test_pending_addresses(admin_http: Http) -> None:
     assert admin_http.post("/api/admin/addresses/ghost@example.test/confirm").status_code == 404
 
 
+def test_an_administrator_takes_over_pending_requests(admin_http: Http) -> None:
+    squatter = make_user("squatter@example.test")
+    other = make_user("other@example.test")
+    for address in ("newguy@example.test", "sales@example.test"):
+        accounts.add_address(squatter.id, address, confirmed=False)
+    created = admin_http.post("/api/admin/users", json={"email": "newguy@example.test"})
+    assert created.status_code == 201, created.text
+    assigned = admin_http.post(f"/api/admin/users/{other.id}/addresses", json={"address": "sales@example.test"})
+    assert assigned.status_code == 201 and assigned.json()["userId"] == other.id and assigned.json()["confirmed"]
+    assert admin_http.get("/api/admin/addresses/pending").json()["items"] == []
+    assert [a["address"] for a in admin_http.get(f"/api/admin/users/{squatter.id}").json()["addresses"]] == [
+        "squatter@example.test"]
+    # A confirmed address of another user is still theirs.
+    assert admin_http.post("/api/admin/users", json={"email": "sales@example.test"}).status_code == 409
+    taken = admin_http.post(f"/api/admin/users/{other.id}/addresses", json={"address": "newguy@example.test"})
+    assert taken.status_code == 409 and "already in use" in taken.json()["error"]
+
+
+def test_confirming_never_hosts_a_domain(admin_http: Http) -> None:
+    alice = make_user("alice@example.test")
+    accounts.add_domain("other.test")
+    accounts.add_address(alice.id, "alice@other.test", confirmed=False)
+    assert admin_http.delete("/api/admin/domains/other.test").status_code == 204
+    refused = admin_http.post("/api/admin/addresses/alice@other.test/confirm")
+    assert refused.status_code == 409 and "other.test is not a domain hosted here" in refused.json()["error"]
+    assert "other.test" not in accounts.hosted_domains()
+    assert [p["address"] for p in admin_http.get("/api/admin/addresses/pending").json()["items"]] == [
+        "alice@other.test"]
+    assert admin_http.post("/api/admin/domains", json={"name": "other.test"}).status_code == 201
+    assert admin_http.post("/api/admin/addresses/alice@other.test/confirm").status_code == 200
+
+
 def test_admin_assigned_addresses_are_confirmed(admin_http: Http) -> None:
     alice = make_user("alice@example.test")
     response = admin_http.post(f"/api/admin/users/{alice.id}/addresses", json={"address": "info@other.test"})

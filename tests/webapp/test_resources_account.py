@@ -105,6 +105,23 @@ def test_profile_and_pending_addresses(api: Api, alice: User, bob: User) -> None
     assert api.get("/api/profile", alice).json["additionalAddresses"] == []
 
 
+def test_address_requests_are_in_hosted_domains_only(api: Api, alice: User) -> None:
+    r = api.post("/api/profile/addresses", alice, json_body={"address": "alice@gmail.com"})
+    assert r.status == 400 and r.json["field"] == "address" and "gmail.com is not a domain hosted here" in r.json["error"]
+    assert api.get("/api/profile", alice).json["additionalAddresses"] == []
+    assert "gmail.com" not in accounts.hosted_domains()
+
+
+def test_pending_address_requests_are_limited(api: Api, alice: User) -> None:
+    for n in range(accounts.MAX_PENDING_ADDRESSES):
+        assert api.post("/api/profile/addresses", alice, json_body={"address": f"a{n}@relate.test"}).status == 201
+    r = api.post("/api/profile/addresses", alice, json_body={"address": "newguy@relate.test"})
+    assert r.status == 409 and "wait for an administrator" in r.json["error"]
+    assert len(api.get("/api/profile", alice).json["additionalAddresses"]) == accounts.MAX_PENDING_ADDRESSES
+    accounts.confirm_address("a0@relate.test")
+    assert api.post("/api/profile/addresses", alice, json_body={"address": "newguy@relate.test"}).status == 201
+
+
 def test_primary_address_cannot_be_removed(api: Api, alice: User) -> None:
     primary = next(a for a in profiles.get_profile(alice.id).addresses if a.primary)
     assert api.delete(f"/api/profile/addresses/{primary.id}", alice).status == 409

@@ -4,6 +4,9 @@ for), their API keys and web sessions. Administrators are users flagged with
 
 Every route needs an administrator, with api:read for reads and api:write for writes. Keys
 made here follow the no-escalation rule too: never a scope the calling credential lacks.
+Creating a user or giving one an address takes precedence over another user's pending
+request for that address (the request is dropped); confirming a request needs its domain
+hosted already (409), as hosting a domain is its own explicit act.
 """
 
 from __future__ import annotations
@@ -158,7 +161,8 @@ def list_users() -> Any:
 
 @bp.post("/api/admin/users")
 @require_admin
-@endpoint(summary="Create a user (its domain becomes hosted)", body=USER_IN, response=USER_DETAIL, status=201,
+@endpoint(summary="Create a user (its domain becomes hosted; a pending request for the address is dropped)",
+          body=USER_IN, response=USER_DETAIL, status=201,
           tags=TAGS, errors=(409,))
 def create_user() -> Any:
     body = g.body
@@ -225,7 +229,8 @@ PENDING = {
 
 @bp.post("/api/admin/users/<int:user_id>/addresses")
 @require_admin
-@endpoint(summary="Give a user another address (confirmed at once)", body=ADDRESS_IN, response=ADDRESS, status=201,
+@endpoint(summary="Give a user another address (confirmed at once; a pending request for it is dropped)",
+          body=ADDRESS_IN, response=ADDRESS, status=201,
           tags=TAGS, errors=(409,))
 def add_address(user_id: int) -> Any:
     info = accounts.add_address(user_id, g.body["address"], confirmed=True)
@@ -248,7 +253,8 @@ def pending_addresses() -> Any:
 
 @bp.post("/api/admin/addresses/<address>/confirm")
 @require_admin
-@endpoint(summary="Confirm an address: it receives mail and may be sent from", response=ADDRESS, tags=TAGS)
+@endpoint(summary="Confirm an address: it receives mail and may be sent from (its domain must be hosted)",
+          response=ADDRESS, tags=TAGS, errors=(409,))
 def confirm_address(address: str) -> Any:
     info = accounts.confirm_address(address)
     return _address(info)

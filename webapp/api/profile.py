@@ -3,7 +3,9 @@
 Invariants (DESIGN.md §4):
 - An address the caller adds stays pending (isVerified false): it receives nothing and cannot
   be sent from until an administrator confirms it. There is no claiming other people's mail:
-  an address in use by anyone is a 409.
+  an address in use by anyone is a 409, one outside the hosted domains a 400, and a caller
+  with accounts.MAX_PENDING_ADDRESSES requests waiting gets a 409. An administrator who
+  creates the address for someone drops a pending request for it.
 - The primary address cannot be removed; another user's address id is a 404.
 """
 
@@ -80,7 +82,8 @@ def update_profile() -> Any:
 
 @bp.post("/api/profile/addresses")
 @require("api:write")
-@endpoint(summary="Add an address; it stays pending until an administrator confirms it", body=ADD_ADDRESS,
+@endpoint(summary="Ask for an address in a hosted domain; it stays pending until an administrator confirms it "
+          "(a few at a time)", body=ADD_ADDRESS,
           response=ADDRESS, status=201, tags=TAGS, errors=(409,))
 def add_address() -> Any:
     user_id = principal().user_id
