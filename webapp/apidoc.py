@@ -110,12 +110,25 @@ def closed_objects(schema: Any) -> Any:
     return result
 
 
+def _unexpected(error: ValidationError) -> list[str]:
+    """The fields an additionalProperties error refuses, named in full ("filter.extra"), in the
+    order the request has them."""
+    schema, instance = error.schema, error.instance
+    if not isinstance(schema, dict) or not isinstance(instance, dict):
+        return []
+    known = schema.get("properties", {})
+    patterns = [re.compile(pattern) for pattern in schema.get("patternProperties", {})]
+    path = [str(p) for p in error.absolute_path]
+    return [".".join([*path, str(key)]) for key in instance
+            if key not in known and not any(pattern.search(str(key)) for pattern in patterns)]
+
+
 def _field_of(error: ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = re.findall(r"'([^']+)' was unexpected", error.message)
+        extra = _unexpected(error)
         if extra:
-            return ".".join(filter(None, [path, extra[0]]))
+            return extra[0]
     if error.validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
         if missing:
@@ -123,10 +136,15 @@ def _field_of(error: ValidationError) -> str:
     return path
 
 
+def _unknown(names: list[str], what: str = "field") -> str:
+    """The message refusing unknown fields or parameters; an error's `field` is the first."""
+    return f"{names[0]}: unknown {what}" if len(names) == 1 else f"unknown {what}s: {', '.join(names)}"
+
+
 def _message(error: ValidationError, field: str) -> str:
     name = field or "body"
     if error.validator == "additionalProperties":
-        return f"{name}: unknown field"
+        return _unknown(_unexpected(error) or [name])
     if error.validator == "required":
         return f"{name}: required"
     if error.validator == "type":
@@ -270,10 +288,9 @@ def _parse_query(params: dict[str, QueryParam], names: frozenset[str]) -> dict[s
     args = request.args
     if not args:
         return {}
-    unknown = set(args) - names
-    if unknown:
-        name = sorted(unknown)[0]
-        raise ApiError(400, f"{name}: unknown query parameter", field=name)
+    extra = sorted(set(args) - names)
+    if extra:
+        raise ApiError(400, _unknown(extra, "query parameter"), field=extra[0])
     return {name: params[name].parse(args[name]) for name in params if name in args}
 
 

@@ -72,6 +72,40 @@ def test_unknown_field(api: Api, alice: User, ids: dict[str, int], method: str, 
     assert r.status == 400 and r.json["field"] == "bogusField", r.json
 
 
+@pytest.mark.parametrize("extra", [["colour", "extra"], ["zeta", "alpha", "mid"]], ids=["two", "three"])
+@pytest.mark.parametrize(("method", "path", "valid", "field", "wrong"), BODIES, ids=IDS)
+def test_unknown_fields_are_all_named(api: Api, alice: User, ids: dict[str, int], method: str, path: str,
+                                      valid: dict[str, Any], field: str, wrong: Any, extra: list[str]) -> None:
+    body = {**_fill(valid, ids), **dict.fromkeys(extra, 1)}
+    r = api.call(method, path.format(**ids), alice, "app", json_body=body)
+    assert r.status == 400, r.json
+    assert r.json == {"error": f"unknown fields: {', '.join(extra)}", "field": extra[0]}
+
+
+def test_unknown_fields_change_nothing(api: Api, alice: User) -> None:
+    before = api.get("/api/labels", alice).json
+    r = api.post("/api/labels", alice, "app", json_body={"name": "x", "colour": "red", "extra": 1})
+    assert r.status == 400 and r.json == {"error": "unknown fields: colour, extra", "field": "colour"}
+    assert api.get("/api/labels", alice).json == before
+
+
+def test_unknown_nested_fields_are_named_in_full(api: Api, alice: User) -> None:
+    r = api.post("/api/emails/send", alice, "app", json_body={
+        "recipients": [{"address": "alice@relate.test", "name": "A", "kind": "to"}]})
+    assert r.status == 400
+    assert r.json == {"error": "unknown fields: recipients.0.name, recipients.0.kind", "field": "recipients.0.name"}
+    r = api.post("/api/emails/send", alice, "app", json_body={"recipients": [{"address": "alice@relate.test",
+                                                                              "name": "A"}]})
+    assert r.json == {"error": "recipients.0.name: unknown field", "field": "recipients.0.name"}
+
+
+def test_unknown_query_parameters_are_all_named(api: Api, alice: User) -> None:
+    r = api.get("/api/emails", alice, query={"pageSize": 5, "unread": 1, "folder": "x"})
+    assert r.status == 400 and r.json == {"error": "unknown query parameters: folder, unread", "field": "folder"}
+    r = api.get("/api/emails", alice, query={"folder": "x"})
+    assert r.json == {"error": "folder: unknown query parameter", "field": "folder"}
+
+
 @pytest.mark.parametrize(("method", "path", "valid", "field", "wrong"), BODIES, ids=IDS)
 def test_wrong_type(api: Api, alice: User, ids: dict[str, int], method: str, path: str, valid: dict[str, Any],
                     field: str, wrong: Any) -> None:
