@@ -13,7 +13,8 @@ Invariants:
 - Routes marked `@public` (discovery, client configuration, sign-in) never look at
   credentials, so a client that sends some anyway (Outlook's autodiscover sends Basic) is not
   refused. Everything else is rate-limited after authentication (per address, and per user
-  when there is one) and cookie-authenticated writes must carry the CSRF token.
+  when there is one); cookie-authenticated writes must carry the CSRF token, and development
+  mode's credential-less writes must not come from another origin (webapp.csrf).
 - New API keys never get a scope their creator lacks: `Principal.grantable` is what a caller
   may hand out (a key: its own scopes; a signed-in person: every scope of their account).
 """
