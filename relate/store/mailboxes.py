@@ -181,13 +181,21 @@ def find_special(user_id: int, use: str) -> MailboxInfo | None:
         return _info(box) if box else None
 
 
+def _lock_roles(t: Tx, user_id: int) -> None:
+    """One creator of a special-use mailbox per user at a time (special_mailbox, or a default
+    name in create_mailbox): the second reads what the first made (PostgreSQL; SQLite has one
+    writer anyway)."""
+    if t.postgres:
+        t.s.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def special_mailbox(t: Tx, user_id: int, use: str) -> Mailbox:
     """The user's mailbox with the special use `use` (one of DEFAULT_NAMES), created again,
     subscribed, when the user has deleted it: under its default name, or "Trash 2", "Trash 3"...
     when another mailbox has that name."""
     box = t.s.scalar(_with_use(user_id, use))
-    if box is None and t.postgres:  # one creator at a time; a second one finds the first's
-        t.s.execute(select(User.id).where(User.id == user_id).with_for_update())
+    if box is None and t.postgres:
+        _lock_roles(t, user_id)
         box = t.s.scalar(_with_use(user_id, use))
     if box is not None:
         return box
@@ -230,6 +238,8 @@ def create_mailbox(user_id: int, name: str, special_use: str | None = None, *, s
     if special_use is not None and special_use not in SPECIAL_USES:
         raise InvalidInput(f"unsupported special use {special_use}")
     with transaction() as t:
+        if special_use is None and name in DEFAULT_NAMES.values():
+            _lock_roles(t, user_id)
         existing = set(t.s.scalars(select(Mailbox.name).where(Mailbox.user_id == user_id)))
         if name in existing:
             raise Conflict(f"mailbox {name} already exists")
