@@ -295,13 +295,17 @@ def delete_mailbox(user_id: int, name: str, *, unsubscribe: bool = False, keep_s
 
 
 def rename_mailbox(user_id: int, old: str, new: str) -> MailboxInfo:
-    """Rename a mailbox and its children. Renaming INBOX moves its messages instead (RFC 9051 §6.3.6)."""
+    """Rename a mailbox and its children. Renaming INBOX moves its messages instead (RFC 9051 §6.3.6).
+    A mailbox keeps its role; one without a role renamed to the default name of a role the
+    user lacks takes that role, as a mailbox created under that name would (_default_use)."""
     old, new = normalise_name(old), normalise_name(new)
     if new == "INBOX":
         raise Forbidden("cannot rename to INBOX")
     if old == new:
         raise Conflict(f"mailbox {new} already exists")
     with transaction() as t:
+        if new in DEFAULT_NAMES.values():
+            _lock_roles(t, user_id)
         box = t.s.scalar(select(Mailbox).where(Mailbox.user_id == user_id, Mailbox.name == old).with_for_update())
         if box is None:
             raise NotFound(f"no mailbox named {old}")
@@ -316,10 +320,11 @@ def rename_mailbox(user_id: int, old: str, new: str) -> MailboxInfo:
             if parent not in existing:
                 _add(t, user_id, parent, None)
                 existing.add(parent)
+        role = _default_use(t, user_id, new) if old == "INBOX" or box.special_use is None else None
         if old == "INBOX":
             from relate.store.messages import move_all
 
-            target = _add(t, user_id, new, None)
+            target = _add(t, user_id, new, role)
             move_all(t, box, target)
             if box.subscribed:  # INBOX stays, and so does its subscription; the new mailbox gets one too
                 _subscribe(t, user_id, [new])
@@ -331,6 +336,8 @@ def rename_mailbox(user_id: int, old: str, new: str) -> MailboxInfo:
             child.name = new + child.name[len(old):]
             t.emit(ev.Change(ev.MAILBOX_RENAMED, user_id, child.id, mailbox=child.name, old_name=child_old))
         box.name = new
+        if role is not None:
+            box.special_use = role
         t.emit(ev.Change(ev.MAILBOX_RENAMED, user_id, box.id, mailbox=new, old_name=old))
         t.s.flush()
         t.s.expire(box, ["subscribed"])  # read again from the renamed subscriptions

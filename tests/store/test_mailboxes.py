@@ -170,6 +170,30 @@ def test_a_default_name_takes_no_role_another_mailbox_has(user):
     assert mailboxes.create_mailbox(user.id, "Deleted", "\\Trash").special_use == "\\Trash"  # a role asked for
 
 
+@pytest.mark.parametrize(("use", "name"), ROLES, ids=[name for _, name in ROLES])
+def test_a_deleted_role_is_taken_again_by_a_mailbox_renamed_to_its_default_name(user, use, name):
+    mailboxes.delete_mailbox(user.id, name)  # as IMAP DELETE may
+    mailboxes.create_mailbox(user.id, "Old")
+    assert mailboxes.rename_mailbox(user.id, "Old", name).special_use == use
+    assert mailboxes.find_special(user.id, use).name == name
+
+
+def test_a_renamed_mailbox_keeps_its_role_and_takes_none_another_has(user):
+    assert mailboxes.rename_mailbox(user.id, "Trash", "Bin").special_use == "\\Trash"
+    mailboxes.create_mailbox(user.id, "Old")
+    assert mailboxes.rename_mailbox(user.id, "Old", "Trash").special_use is None  # Bin has the role
+    mailboxes.delete_mailbox(user.id, "Bin")
+    mailboxes.delete_mailbox(user.id, "Sent")
+    assert mailboxes.rename_mailbox(user.id, "Trash", "Sent").special_use == "\\Sent"
+    assert mailboxes.rename_mailbox(user.id, "Sent", "Old/Trash").special_use == "\\Sent"  # a role stays
+
+
+def test_renaming_inbox_to_a_missing_roles_name_gives_the_new_mailbox_the_role(user):
+    mailboxes.delete_mailbox(user.id, "Archive")
+    assert mailboxes.rename_mailbox(user.id, "INBOX", "Archive").special_use == "\\Archive"
+    assert uses(user.id)["INBOX"] is None
+
+
 def test_ensure_special_recreates_a_missing_role(user):
     trash = mailboxes.find_special(user.id, "\\Trash")
     assert mailboxes.ensure_special(user.id, "\\Trash") == trash
