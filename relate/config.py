@@ -27,6 +27,7 @@ class ConfigError(Exception):
 DEFAULT_MAX_MESSAGE_SIZE = 52_428_800  # Smtp__MaxMessageSizeBytes, also IMAP APPENDLIMIT
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 API_SCOPES = ("smtp", "pop3", "imap", "api:read", "api:write", "app")
+MIN_METRICS_TOKEN = 16  # characters of Metrics__Token at least: it is a shared secret
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class Settings:
     # Processes each protocol daemon (python -m relate.smtpd, .pop3d, .imapd) serves with,
     # sharing its listening sockets (relate.daemon); the all-in-one process is always one.
     workers: int = 1
+    # The bearer token GET /metrics asks for; empty: /metrics is open to anyone who reaches it.
+    metrics_token: str = ""
 
     @property
     def development(self) -> bool:
@@ -357,6 +360,10 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
             raise ConfigError(f"Mail__Domains: {domain!r} is not a domain name")
 
     workers = r.get_int("Network__Workers", 1, 1, 64)
+    metrics_token = r.get_str("Metrics__Token", "")
+    if metrics_token and (len(metrics_token) < MIN_METRICS_TOKEN or any(c.isspace() for c in metrics_token)):
+        raise ConfigError(f"Metrics__Token: use at least {MIN_METRICS_TOKEN} characters and no spaces "
+                          "(a random secret, e.g. `openssl rand -hex 24`)")
     if workers > 1 and sqlite:
         # SQLite's locks (the POP3 maildrop lock, the writer lock) live in one process.
         raise ConfigError(f"Network__Workers={workers}: several workers need PostgreSQL "
@@ -388,4 +395,5 @@ def load_settings(environ: Mapping[str, str] | None = None, *, all_in_one: bool 
         api_rate_limit_per_ip=r.get_int("Api__RateLimitPerIp", 600, 0),
         api_rate_limit_per_user=r.get_int("Api__RateLimitPerUser", 1200, 0),
         workers=workers,
+        metrics_token=metrics_token,
     )

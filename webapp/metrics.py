@@ -7,15 +7,19 @@ flushed yet, so the figure is the whole deployment's whatever replica is scraped
 process's own counts are still served. `relate_search_index_backlog` is how many stored
 messages wait for the search indexer (relate.store.searchindex; always 0 on SQLite): they
 are found by searches all the same, at a cost that grows with their number.
+
+With `Metrics__Token` set, a scrape must send `Authorization: Bearer <token>` (compared in
+constant time) or gets 401; without it the endpoint is open, like /healthz and /readyz.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -24,6 +28,7 @@ from relate import metrics
 from relate.store import StoreError, searchindex
 from relate.store import metrics as stored
 from webapp.apidoc import endpoint
+from webapp.auth import settings as current_settings
 
 log = logging.getLogger("relate.webapp.metrics")
 
@@ -71,14 +76,27 @@ def snapshot() -> tuple[dict[tuple[str, str], int], bool]:
     return totals, up
 
 
+def _bearer_is(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @bp.get("/metrics")
 @endpoint(
-    summary="Prometheus metrics: per-protocol counters from every service",
+    summary="Prometheus metrics: per-protocol counters from every service (Bearer Metrics__Token when set)",
     response={"type": "string"},
     content_type="text/plain",
     tags=["operations"],
+    errors=(401,),
 )
 def prometheus_metrics() -> Any:
+    token = current_settings().metrics_token
+    if token and not _bearer_is(request.headers.get("Authorization"), token):
+        response = jsonify({"error": "metrics need the Metrics__Token bearer token"})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     totals, up = snapshot()
     backlog = None
     if up:

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relate import db, metrics
-from relate.config import Settings
+from relate.config import ConfigError, Settings
 from relate.protocol.connection import Connection
 from relate.protocol.server import Listener, ServiceGroup
 from relate.store import metrics as stored
@@ -160,3 +160,23 @@ def test_metrics_endpoint_serves_the_search_index_backlog(api: MakeApi) -> None:
     assert scrape(server.http.get("/metrics").text)["relate_search_index_backlog"] == waiting
     searchindex.index_all()
     assert scrape(server.http.get("/metrics").text)["relate_search_index_backlog"] == 0
+
+
+def test_metrics_token_is_asked_for_when_set(api: MakeApi) -> None:
+    token = "m3tr1cs-" + "x" * 24
+    server = api(Metrics__Token=token)
+    for headers in ({}, {"Authorization": "Bearer wrong-token-of-some-length"}, {"Authorization": token},
+                    {"Authorization": f"ApiKey {token}"}):
+        refused = server.http.get("/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "relate_" not in refused.text
+    allowed = server.http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200
+    assert scrape(allowed.text)["relate_database_up"] == 1
+
+
+@pytest.mark.parametrize("token", ["short", "has a space in it somewhere"])
+def test_a_weak_metrics_token_is_a_configuration_error(store: Settings, tmp_path: Path, token: str) -> None:
+    with pytest.raises(ConfigError, match="Metrics__Token"):
+        make_settings(store.database_url, tmp_path, Metrics__Token=token)
