@@ -22,8 +22,10 @@ is created from the `email` claim (or, when the access token lacks it, the issue
 endpoint). An address that already belongs to an account is linked to the identity only when
 it is that account's primary address, the account has no OIDC identity yet (it was made with
 the command line) and the issuer says `email_verified: true`; otherwise sign-in is refused
-rather than handing someone else's mailbox over. When domains are hosted, the address's
-domain must be one of them.
+rather than handing someone else's mailbox over. Another user's pending request for the
+address gives way when the issuer says `email_verified: true` (it is only a request), and
+refuses the sign-in otherwise. When domains are hosted, the address's domain must be one of
+them.
 """
 
 from __future__ import annotations
@@ -376,13 +378,16 @@ def user_for_claims(settings: Settings, claims: dict[str, Any], *, access_token:
             accounts.link_oidc(existing.id, issuer, subject)
             log.info("linked OIDC identity %s of %s to existing user %s", subject, issuer, address)
             return existing.id
-        raise ApiError(403, f"{address} belongs to another account; ask an administrator")
+        requested = any(a.address == address and not a.confirmed for a in accounts.list_addresses(existing.id))
+        if not (requested and verified):
+            raise ApiError(403, f"{address} belongs to another account; ask an administrator")
     domains = accounts.hosted_domains()
     if domains and address.split("@", 1)[1] not in domains:
         raise ApiError(403, f"{address.split('@', 1)[1]} is not a domain hosted here")
     try:
-        # Not over a pending request made since find_user above: that is for an administrator to settle.
-        created = accounts.create_user(address, name, oidc_issuer=issuer, oidc_subject=subject, over_pending=False)
+        # The issuer vouches for a verified address, so another user's pending request for it
+        # (a request, not a claim) gives way; an unverified one leaves it to an administrator.
+        created = accounts.create_user(address, name, oidc_issuer=issuer, oidc_subject=subject, over_pending=verified)
     except Conflict:  # the same identity signed in twice at once
         again = accounts.find_oidc_user(issuer, subject)
         if again is None:

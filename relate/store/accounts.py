@@ -256,7 +256,7 @@ def _make_room(t: Tx, address: str, *, over_pending: bool) -> None:
         return
     if row.confirmed or not over_pending:
         raise Conflict(f"address {address} is already in use")
-    log.warning("dropped the pending request of user %s for %s: an administrator assigned the address",
+    log.warning("dropped the pending request of user %s for %s: the address was given to its owner",
                 row.user_id, address)
     t.s.delete(row)
     t.s.flush()

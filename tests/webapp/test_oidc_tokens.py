@@ -218,6 +218,29 @@ def test_an_extra_address_of_someone_else_is_not_linked(api: MakeApi, issuer: Is
     assert accounts.get_user(bob.id).oidc_subject is None
 
 
+def test_a_verified_first_sign_in_takes_its_address_over_a_pending_request(api: MakeApi, issuer: Issuer) -> None:
+    accounts.add_domain("example.test")
+    mallory = make_user("mallory@example.test")
+    accounts.add_address(mallory.id, "alice@example.test", confirmed=False)  # a request, not a claim
+    server = api(**oidc_env(issuer))
+    alice = accounts.get_user(session_of(server, issuer.token())["user"]["id"])
+    assert alice.primary_address == "alice@example.test" and alice.oidc_subject == "user-1"
+    assert [a.address for a in accounts.list_addresses(mallory.id)] == ["mallory@example.test"]
+
+
+@pytest.mark.parametrize("verified", [False, None])
+def test_an_unverified_first_sign_in_leaves_a_pending_request_alone(api: MakeApi, issuer: Issuer,
+                                                                      verified: object) -> None:
+    accounts.add_domain("example.test")
+    mallory = make_user("mallory@example.test")
+    accounts.add_address(mallory.id, "alice@example.test", confirmed=False)
+    server = api(**oidc_env(issuer))
+    response = server.http.bearer(issuer.token(email_verified=verified)).get("/api/session")
+    assert response.status_code == 403
+    assert accounts.find_oidc_user(issuer.url, "user-1") is None
+    assert "alice@example.test" in [a.address for a in accounts.list_addresses(mallory.id)]
+
+
 def test_first_sign_in_outside_the_hosted_domains_is_refused(api: MakeApi, issuer: Issuer) -> None:
     accounts.add_domain("corp.test")
     server = api(**oidc_env(issuer))
