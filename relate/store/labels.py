@@ -134,10 +134,19 @@ def find_label(user_id: int, keyword: str) -> LabelInfo | None:
 
 
 def _taken(t: Tx, user_id: int, keyword: str, except_id: int | None = None) -> bool:
-    q = select(Label.id).where(Label.user_id == user_id, func.lower(Label.name) == keyword.lower())
+    """Whether another label of the user has this keyword, without regard to case: IMAP
+    keywords ignore case, so two names whose keywords differ only in case (possible between
+    some non-Latin names: modified UTF-7's BASE64 has both cases) cannot both be labels."""
+    q = select(Label.name).where(Label.user_id == user_id, func.lower(Label.name) == keyword.lower())
     if except_id is not None:
         q = q.where(Label.id != except_id)
-    return t.s.scalar(q) is not None
+    other = t.s.scalar(q)
+    if other is None:
+        return False
+    if name_of(other).lower() != name_of(keyword).lower():
+        raise Conflict(f"{name_of(keyword)} would be the same IMAP keyword as the label {name_of(other)} "
+                       "(IMAP keywords ignore case)")
+    return True
 
 
 def create_label(user_id: int, name: str, color: str = DEFAULT_COLOR) -> LabelInfo:

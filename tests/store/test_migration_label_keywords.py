@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Connection, Engine, text
 
 from relate import db, store
 from relate.db import migrate
-from relate.store import accounts, labels, mailboxes, messages, userfilters
+from relate.store import Conflict, accounts, labels, mailboxes, messages, userfilters
 from tests.conftest import make_settings
 from tests.store.helpers import make_message
 from tests.store.migrations import run_step
@@ -96,3 +97,38 @@ def test_raw_utf8_keywords_migrate_to_modified_utf7(fresh_url: str, tmp_path: Pa
     assert _state(engine) == migrated
     run_step(engine, "upgrade", "head")
     assert _state(engine) == migrated
+
+
+def test_names_whose_forms_differ_only_in_case_stay_apart(fresh_url: str, tmp_path: Path) -> None:
+    # 模 is &aiE- and 梁 is &aIE-: one IMAP keyword, since keywords ignore case, but two names.
+    assert labels.keyword_of("模").lower() == labels.keyword_of("梁").lower()
+    store.open_store(make_settings(fresh_url, tmp_path), migrate=True, pool_size=2)
+    engine = db.get_engine()
+    run_step(engine, "downgrade", BEFORE)
+    alice = accounts.create_user("alice@example.com")
+    inbox = mailboxes.get_mailbox(alice.id, "INBOX").id
+    first = messages.append(alice.id, inbox, make_message("first"), ["模"])[1]
+    second = messages.append(alice.id, inbox, make_message("second"), ["梁"])[1]
+    both = messages.append(alice.id, inbox, make_message("both"), ["梁", "模"])[1]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO labels (user_id, name, color, created_at) VALUES "
+                          "(:a, '模', '#111111', :now), (:a, '梁', '#222222', :now)"),
+                     {"a": alice.id, "now": "2026-12-01 10:00:00+00:00"})
+    userfilters.create_filter(alice.id, "beam", {"subject": "x"}, {"addLabel": "梁"})
+
+    run_step(engine, "upgrade", "head")
+    with engine.connect() as conn:
+        assert _labels(conn) == {alice.id: ["&aiE-", "梁"]}  # the second keeps its raw keyword
+        assert _keywords(conn) == {first.id: ["&aiE-"], second.id: ["梁"], both.id: ["&aiE-", "梁"]}
+    assert sorted((label.name, label.color) for label in labels.list_labels(alice.id)) == [
+        ("梁", "#222222"), ("模", "#111111")]
+    assert [f.actions for f in userfilters.list_filters(alice.id)] == [{"addLabel": "梁"}]
+
+
+def test_a_label_whose_keyword_differs_only_in_case_from_another_is_refused(fresh_url: str, tmp_path: Path) -> None:
+    store.open_store(make_settings(fresh_url, tmp_path), migrate=True, pool_size=2)
+    alice = accounts.create_user("alice@example.com")
+    labels.create_label(alice.id, "模")
+    with pytest.raises(Conflict, match="same IMAP keyword as the label 模"):
+        labels.create_label(alice.id, "梁")
+    assert [label.name for label in labels.list_labels(alice.id)] == ["模"]
