@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,10 +44,16 @@ PROBES = 32  # entries a look-up tries from a key's home
 FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that the table is full
 
 
+# Keys are hashed with a secret drawn once per daemon (this module is imported before the
+# workers are forked, so they share it): a client that picks its addresses cannot aim them at
+# the entries around another client's or a user's key to crowd it out of the table.
+_HASH_KEY = os.urandom(16)
+
+
 def key_of(what: str) -> int:
     """The table key counting `what`: never 0 (a free entry). Distinct strings collide with a
     chance of one in 2**64."""
-    digest = hashlib.blake2b(what.encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(what.encode(), digest_size=8, key=_HASH_KEY).digest()
     return int.from_bytes(digest, "little", signed=True) or 1
 
 
@@ -86,11 +93,17 @@ class SharedCounts:
         self._shared = shm.SharedInts(path, self._size)
         self._ints = self._shared.ints
         self._quiet_until = 0.0  # no warning that the table is full before this (monotonic)
+        self._full = False  # add() found no room: warn once the lock is let go
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        """The lock every worker's reads and writes of the table hold. Nothing under it does
+        I/O or lets another greenlet run (the warning of a full table waits for its release)."""
         with self._shared.locked():
             yield
+        if self._full:
+            self._full = False
+            self._warn_full()
 
     def _find(self, key: int) -> int | None:
         """Where `key`'s entry starts; None when it has none."""
@@ -137,7 +150,7 @@ class SharedCounts:
         if at is None:
             at = self._insert(key)
             if at is None:
-                self._warn_full()
+                self._full = True
                 return False
         self._ints[at + 1 + self.column] += 1
         return True
