@@ -9,7 +9,9 @@ Invariants:
 - Scopes: `api:read` reads, `api:write` writes, `app` covers everything a first-party client
   does. `smtp`, `pop3` and `imap` grant no REST access at all.
 - Development mode (no Oidc__Authority): a request without credentials acts as the
-  development user with full rights; credentials that are present are still checked.
+  development user with full rights, when it names this server as localhost, an IP address
+  or a configured host (`development_host`: not a name a hostile page rebound to us);
+  credentials that are present are still checked.
 - Routes marked `@public` (discovery, client configuration, sign-in) never look at
   credentials, so a client that sends some anyway (Outlook's autodiscover sends Basic) is not
   refused. Everything else is rate-limited after authentication (per address, and per user
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, request
 
@@ -105,9 +109,33 @@ def authenticate() -> Principal | None:
     if session_user is not None:
         return Principal(session_user, FULL_ACCESS, "session", _is_admin(session_user), grantable=ACCOUNT_SCOPES)
     if settings().development:
+        if not development_host(request.host):
+            raise ApiError(403, f"development mode acts as the development user only for requests to localhost, "
+                                f"an IP address or the host of Api__BaseUrl or Cors__AllowedOrigins, not {request.host}")
         user = accounts.ensure_development_user()
         return Principal(user.id, FULL_ACCESS, "development", True, grantable=ACCOUNT_SCOPES)
     return None
+
+
+def development_host(host: str) -> bool:
+    """Whether a request without credentials may act as the development user when it names
+    `host` (the Host header): localhost, an IP address, or the host of Api__BaseUrl or of one
+    of Cors__AllowedOrigins. A hostile page that points its own name at this server (DNS
+    rebinding) is same-origin to the browser, so neither Origin nor CORS stops it; the name it
+    must use is its own, which is none of these."""
+    try:
+        name = (urlsplit(f"//{host}").hostname or "").rstrip(".")  # "localhost." is localhost
+    except ValueError:  # not a host name at all
+        return False
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    configured = (settings().api_base_url, *settings().cors_allowed_origins)
+    return any(name == (urlsplit(url).hostname or "").lower() for url in configured if url != "*")
 
 
 def principal() -> Principal:

@@ -82,3 +82,28 @@ def test_credentials_other_than_ambient_ones_are_unaffected(server: Api) -> None
     response = keyed.post(CONFIRM, headers={**FORM, "Origin": EVIL, "Sec-Fetch-Site": "cross-site"})
     assert response.status_code == 200, response.text
     assert _pending() == []
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.evil.example"])
+def test_a_rebound_name_gets_nothing_without_credentials(server: Api, host: str) -> None:
+    # DNS rebinding: the hostile page's own name now points here, so its requests are
+    # same-origin to the browser (Origin and Host agree) and only the name gives them away.
+    evil = f"http://{host}"
+    read = server.http.get("/api/profile", headers={"Host": host})
+    assert read.status_code == 403 and host in read.json()["error"]
+    write = server.http.post(CONFIRM, headers={"Host": host, "Origin": evil})
+    assert write.status_code == 403
+    assert _pending() == ["x@relate.test"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8080", "dev.localhost", "127.0.0.1:8080", "[::1]:8080",
+                                  "10.0.0.5", "app.example.test", "localhost.:8080"])
+def test_local_and_configured_names_act_as_the_development_user(server: Api, host: str) -> None:
+    response = server.http.get("/api/profile", headers={"Host": host})
+    assert response.status_code == 200, response.text
+
+
+def test_credentials_work_under_any_name(server: Api) -> None:
+    user = make_user("someone@relate.test")
+    keyed = server.http.bearer(make_key(user, "api:read"))
+    assert keyed.get("/api/profile", headers={"Host": "evil.example"}).status_code == 200
