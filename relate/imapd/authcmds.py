@@ -40,7 +40,9 @@ class UserSessions:
 
     def __init__(self, limit: int, counts: limits.SharedCounts | None = None) -> None:
         self.limit = limit
-        self._counts: Counter[int] = Counter()  # by user id, when counted in this process
+        # By user id: the sessions counted in this process (with `counts`: those the shared
+        # table had no room for, which must not be taken off another session's count there).
+        self._counts: Counter[int] = Counter()
         self._shared = counts
 
     def acquire(self, user_id: int) -> bool:
@@ -50,7 +52,8 @@ class UserSessions:
             with shared.locked():
                 if shared.count(key) >= self.limit:
                     return False
-                shared.add(key)
+                if not shared.add(key):  # a full table: admitted uncounted, and never uncounted
+                    self._counts[user_id] += 1
             return True
         if self._counts[user_id] >= self.limit:
             return False
@@ -60,6 +63,11 @@ class UserSessions:
     def release(self, user_id: int) -> None:
         shared = self._shared
         if shared is not None:
+            if self._counts[user_id] > 0:  # one of this user's sessions the full table did not count
+                self._counts[user_id] -= 1
+                if not self._counts[user_id]:
+                    del self._counts[user_id]
+                return
             with shared.locked():
                 shared.remove(limits.user_key(user_id))
             return

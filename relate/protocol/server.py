@@ -301,13 +301,14 @@ class ServiceGroup:
         )
         key = limit_key(conn.peer[0])
         counts = self._counts
+        counted: list[int] = []  # the shared table's keys this session was counted under
         # No switch between this check and the increments below, so counts cannot race.
         if self._shutdown.is_set():
             reason, overloaded = "server shutting down", True
         elif counts is None:
             reason, overloaded = self._over_limit(len(self._connections), self._per_client[key], conn.peer[0])
         else:
-            reason, overloaded = self._admit_across_workers(counts, key, conn.peer[0])
+            reason, overloaded = self._admit_across_workers(counts, key, conn.peer[0], counted)
         if reason:
             metrics.incr(listener.tls_protocol, "connections_refused")
             self._refuse(listener, conn, reason, overloaded)
@@ -322,10 +323,10 @@ class ServiceGroup:
             self._per_client[key] -= 1
             if self._per_client[key] <= 0:
                 del self._per_client[key]
-            if counts is not None:
+            if counts is not None and counted:
                 with counts.locked():
-                    counts.remove(limits.ALL)
-                    counts.remove(limits.client_key(key))
+                    for shared_key in counted:  # only what was counted: a full table counts nothing
+                        counts.remove(shared_key)
             conn.close()
 
     def _over_limit(self, sessions: int, from_client: int, ip: str) -> tuple[str, bool]:
@@ -336,14 +337,15 @@ class ServiceGroup:
             return f"too many connections from {ip}", False
         return "", False
 
-    def _admit_across_workers(self, counts: limits.SharedCounts, key: str, ip: str) -> tuple[str, bool]:
-        """`_over_limit` with every worker's sessions, and the new one counted when admitted."""
+    def _admit_across_workers(self, counts: limits.SharedCounts, key: str, ip: str,
+                              counted: list[int]) -> tuple[str, bool]:
+        """`_over_limit` with every worker's sessions, and the new one counted when admitted
+        (the keys it was counted under go in `counted`)."""
         client = limits.client_key(key)
         with counts.locked():
             reason, overloaded = self._over_limit(counts.count(limits.ALL), counts.count(client), ip)
             if not reason:
-                counts.add(limits.ALL)
-                counts.add(client)
+                counted.extend(k for k in (limits.ALL, client) if counts.add(k))
         return reason, overloaded
 
     def _run_session(self, listener: Listener, conn: Connection) -> None:

@@ -171,3 +171,19 @@ def test_sessions_per_user_count_across_workers(workers: tuple[SharedCounts, Sha
     assert two.acquire(8)  # another user
     one.release(7)
     assert two.acquire(7)
+
+
+def test_a_session_the_full_table_did_not_count_takes_nothing_off_another(tmp_path: Path) -> None:
+    counts = SharedCounts(tmp_path / "relate-limits-1", 1, 0, 2)  # room for two keys
+    sessions = UserSessions(5, counts)
+    assert sessions.acquire(1) and sessions.acquire(2)
+    assert sessions.acquire(3)  # no room for user 3: admitted, not counted
+    sessions.release(1)  # room again
+    assert sessions.acquire(3)  # counted this time
+    sessions.release(3)  # one of the two sessions ends: the other is still counted
+    with counts.locked():
+        assert counts.count(limits.user_key(3)) == 1
+    sessions.release(3)
+    with counts.locked():
+        assert counts.count(limits.user_key(3)) == 0
+    counts.close()
