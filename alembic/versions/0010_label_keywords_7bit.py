@@ -76,8 +76,9 @@ def _seven_bit(keyword: str) -> str:
 
 
 def _shown(keyword: str) -> str:
-    """The label name a keyword shows as (relate.store.labels.name_of): the non-ASCII name an
-    ASCII keyword is the exact modified UTF-7 form of, else the keyword."""
+    """The label name a keyword shows as: the non-ASCII name an ASCII keyword is the exact
+    modified UTF-7 form of, else the keyword. A copy of relate.store.labels.name_of as it is
+    at this revision: a migration must not change when the store's code does later."""
     if "&" not in keyword or not keyword.isascii():
         return keyword
     try:
