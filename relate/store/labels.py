@@ -118,6 +118,21 @@ def list_labels(user_id: int) -> list[LabelInfo]:
     return sorted(found, key=lambda label: (label.name.casefold(), label.id))
 
 
+def keywords_for(user_id: int, names: Iterable[str]) -> list[str]:
+    """The keywords of label names a user gives: the user's own label's keyword when a name is
+    one of theirs (without regard to case) — which may be a raw keyword alembic 0010 left as
+    it was — else the name's keyword (keyword_of). InvalidInput for a name that is neither."""
+    names = list(names)
+    if not names:
+        return []
+    mine = {label.name.lower(): label.keyword for label in list_labels(user_id)}
+    out = []
+    for name in names:
+        known = mine.get((name or "").strip().lower())
+        out.append(known if known is not None else keyword_of(validate_name(name)))
+    return out
+
+
 def get_label(user_id: int, label_id: int) -> LabelInfo:
     with read() as s:
         label = s.get(Label, label_id)

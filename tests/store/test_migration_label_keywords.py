@@ -123,6 +123,8 @@ def test_names_whose_forms_differ_only_in_case_stay_apart(fresh_url: str, tmp_pa
     assert sorted((label.name, label.color) for label in labels.list_labels(alice.id)) == [
         ("梁", "#222222"), ("模", "#111111")]
     assert [f.actions for f in userfilters.list_filters(alice.id)] == [{"addLabel": "梁"}]
+    # A name of the user's own labels gives that label's keyword, raw or not.
+    assert labels.keywords_for(alice.id, ["梁", "模", " 梁 ", "Büro", "Work"]) == ["梁", "&aiE-", "梁", "B&APw-ro", "Work"]
 
 
 def test_a_label_whose_keyword_differs_only_in_case_from_another_is_refused(fresh_url: str, tmp_path: Path) -> None:

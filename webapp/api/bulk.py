@@ -97,7 +97,7 @@ def move() -> Any:
 @endpoint(summary="Add and remove labels (IMAP keywords) on emails", body=LABEL, response=RESULT, tags=TAGS)
 def label() -> Any:
     user_id = principal().user_id
-    add = check_keywords(g.body.get("add", []), "add")
-    remove = check_keywords(g.body.get("remove", []), "remove")
+    add = check_keywords(user_id, g.body.get("add", []), "add")
+    remove = check_keywords(user_id, g.body.get("remove", []), "remove")
     entries, missing = _owned(user_id, g.body["emailIds"])
     return {"updatedCount": _flag_all(user_id, entries, add, remove), "missingIds": missing}

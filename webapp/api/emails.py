@@ -84,8 +84,17 @@ def filters_from(query: dict[str, Any], *, default_mailbox: str | None) -> Filte
         has_attachments=query.get("hasAttachments"),
         seen=query.get("isRead"),
         flagged=query.get("isFlagged"),
-        label=labels.keyword_of(query["label"]) if query.get("label") else None,
+        label=_label_keyword(query["label"]) if query.get("label") else None,
     )
+
+
+def _label_keyword(name: str) -> str:
+    """The keyword a `label` filter looks for: the caller's own label's when the name is one
+    of theirs, else the name's (any name filters; one that cannot be a label matches nothing)."""
+    try:
+        return labels.keywords_for(principal().user_id, [name])[0]
+    except InvalidInput:
+        return labels.keyword_of(name)
 
 
 def paged(user_id: int, filters: Filters, query: dict[str, Any]) -> Response:
@@ -160,15 +169,13 @@ def remote_images_wanted(user_id: int) -> bool:
     return bool(stored.get("loadRemoteImages", False))
 
 
-def check_keywords(names: list[str], field: str) -> list[str]:
-    """The IMAP keywords of the label names a request gives; 400 naming `field` for a bad one."""
-    out = []
-    for name in names:
-        try:
-            out.append(labels.keyword_of(labels.validate_name(name)))
-        except InvalidInput as exc:
-            raise ApiError(400, f"{field}: {exc}", field=field) from None
-    return out
+def check_keywords(user_id: int, names: list[str], field: str) -> list[str]:
+    """The IMAP keywords of the label names a request gives (relate.store.labels.keywords_for);
+    400 naming `field` for a bad one."""
+    try:
+        return labels.keywords_for(user_id, names)
+    except InvalidInput as exc:
+        raise ApiError(400, f"{field}: {exc}", field=field) from None
 
 
 def change_flags(user_id: int, mailbox_id: int, uids: list[int], *, add: list[str], remove: list[str]) -> int:
@@ -248,7 +255,7 @@ def update_email(email_id: int) -> Any:
         if field in data:
             (add if data[field] else remove).append(flag)
     if "labels" in data:
-        wanted = check_keywords(data["labels"], "labels")
+        wanted = check_keywords(user_id, data["labels"], "labels")
         current = [f for f in entry.flags if not f.startswith("\\")]
         wanted_lower = {w.lower() for w in wanted}
         remove += [k for k in current if k.lower() not in wanted_lower]
