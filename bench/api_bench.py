@@ -52,6 +52,7 @@ from typing import TypeVar  # noqa: E402
 
 import gevent  # noqa: E402
 import psycopg2  # noqa: E402
+from common import child_pids  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -265,16 +266,7 @@ def cpu_seconds(pid: int) -> float:
 
 def children(pid: int) -> list[int]:
     """The gunicorn workers: child processes of the master."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return child_pids(pid)
 
 
 def backends(url: str) -> list[int]:

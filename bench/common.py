@@ -36,3 +36,17 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a daemon's or gunicorn's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):  # gone since the listing
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found

@@ -55,7 +55,7 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 import psycopg2  # noqa: E402
-from common import HOST, free_port, wait_for_port  # noqa: E402
+from common import HOST, child_pids, free_port, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,15 +82,7 @@ def cpu_seconds(pid: int) -> float:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a daemon and of its worker processes (Network__Workers)."""
-    total = cpu_seconds(pid)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    total += cpu_seconds(int(entry.name))
-            except OSError:
-                pass
-    return total
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in child_pids(pid))
 
 
 def cpu_of(name: str) -> float:

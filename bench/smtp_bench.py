@@ -57,6 +57,7 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 import psycopg2  # noqa: E402
+from common import child_pids  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -161,21 +162,7 @@ def rss_mb(pid: int) -> float:
 
 def descendants(pid: int) -> list[int]:
     """pid and every process below it (Postfix's master forks its services)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
+    return [pid, *(below for child in child_pids(pid) for below in descendants(child))]
 
 
 # --- the load ----------------------------------------------------------------------------
