@@ -187,16 +187,19 @@ def public(view: F) -> F:
     return view
 
 
+def header_holds(header: str | None, scheme: str, expected: str) -> bool:
+    """Whether an Authorization header is `<scheme> <expected>` (scheme in lower case, the
+    token compared in constant time). An empty `expected` matches nothing."""
+    if not expected or not header:
+        return False
+    given, _, token = header.partition(" ")
+    return given.lower() == scheme and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
 def check_internal_key(header: str | None) -> bool:
     """The daemons' internal channel: `Authorization: ApiKey <Internal__ApiKey>`, constant time.
     An unset key refuses everything."""
-    expected = settings().internal_api_key
-    if not expected or not header:
-        return False
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "apikey":
-        return False
-    return hmac.compare_digest(token.strip().encode(), expected.encode())
+    return header_holds(header, "apikey", settings().internal_api_key)
 
 
 def init_app(app: Flask) -> None:

@@ -14,7 +14,6 @@ constant time) or gets 401; without it the endpoint is open, like /healthz and /
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from relate import metrics
 from relate.store import StoreError, searchindex
 from relate.store import metrics as stored
 from webapp.apidoc import endpoint
+from webapp.auth import header_holds
 from webapp.auth import settings as current_settings
 
 log = logging.getLogger("relate.webapp.metrics")
@@ -76,12 +76,6 @@ def snapshot() -> tuple[dict[tuple[str, str], int], bool]:
     return totals, up
 
 
-def _bearer_is(header: str | None, token: str) -> bool:
-    """`Authorization: Bearer <token>`, compared in constant time."""
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
 @bp.get("/metrics")
 @endpoint(
     summary="Prometheus metrics: per-protocol counters from every service (Bearer Metrics__Token when set)",
@@ -92,7 +86,7 @@ def _bearer_is(header: str | None, token: str) -> bool:
 )
 def prometheus_metrics() -> Any:
     token = current_settings().metrics_token
-    if token and not _bearer_is(request.headers.get("Authorization"), token):
+    if token and not header_holds(request.headers.get("Authorization"), "bearer", token):
         response = jsonify({"error": "metrics need the Metrics__Token bearer token"})
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
